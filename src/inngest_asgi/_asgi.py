@@ -1,0 +1,134 @@
+"""``InngestASGI``: the ASGI shell around the sans-IO handler."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import quote
+
+from asgiref.typing import (
+    ASGI3Application,
+    ASGIReceiveCallable,
+    ASGISendCallable,
+    HTTPScope,
+    Scope,
+)
+
+from ._client import Inngest
+from ._function import Function
+from ._handler import DEFAULT_MAX_BODY_SIZE, ServeHandler, too_large
+from ._invoke import ThreadPoolInvoker
+from ._messages import Request, Response
+
+__all__ = ["InngestASGI"]
+
+
+def normalize_path(path: str) -> str:
+    return "/" + path.strip("/")
+
+
+class InngestASGI:
+    """Serve Inngest functions as an ASGI application.
+
+    Without ``app`` it answers every HTTP request it receives, so it can be mounted:
+    ``Mount("/api/inngest", InngestASGI(client, [fn]))``. With ``app`` it answers ``path``
+    and passes every other request, websocket and lifespan message to ``app`` untouched.
+
+    Sync functions run in worker threads, at most ``max_threads`` at once (anyio's default
+    limit of 40 when None). Bodies over ``max_body_size`` bytes are refused with 413.
+    """
+
+    def __init__(
+        self,
+        client: Inngest,
+        functions: Iterable[Function[Any]],
+        *,
+        app: ASGI3Application | Any | None = None,
+        path: str = "/api/inngest",
+        max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+        max_threads: int | None = None,
+    ) -> None:
+        self.handler = ServeHandler(client, functions, framework="asgi")
+        self.app = app
+        self.path = normalize_path(path)
+        self.max_body_size = max_body_size
+        self._invoker = ThreadPoolInvoker(max_threads)
+
+    async def __call__(
+        self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
+    ) -> None:
+        if scope["type"] == "http" and (
+            self.app is None or normalize_path(scope["path"]) == self.path
+        ):
+            await self._serve(scope, receive, send)
+        elif self.app is not None:
+            await self.app(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+        elif scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1000, "reason": None})
+
+    async def _serve(
+        self, scope: HTTPScope, receive: ASGIReceiveCallable, send: ASGISendCallable
+    ) -> None:
+        headers: dict[str, str] = {}
+        for name, value in scope["headers"]:
+            headers.setdefault(name.decode("latin-1").lower(), value.decode("latin-1"))
+        length = headers.get("content-length", "")
+        if length.isdigit() and int(length) > self.max_body_size:
+            await _respond(send, self.handler.reject(too_large(self.max_body_size)))
+            return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return  # the client left; nobody is there to answer
+            chunk: bytes = message.get("body", b"")  # type: ignore[assignment]
+            size += len(chunk)
+            if size > self.max_body_size:
+                await _respond(send, self.handler.reject(too_large(self.max_body_size)))
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        request = Request(scope["method"], _url(scope, headers), headers, b"".join(chunks))
+        await _respond(send, await self.handler.handle(request, self._invoker))
+
+
+def _url(scope: HTTPScope, headers: dict[str, str]) -> str:
+    host = headers.get("host")
+    if not host:
+        server = scope.get("server")
+        host = f"{server[0]}:{server[1]}" if server and server[1] is not None else "localhost"
+    root, path = scope.get("root_path", ""), scope["path"]
+    # Starlette and recent uvicorn keep the mount prefix in "path"; the spec says it is not.
+    if root and not path.startswith(root):
+        path = root.rstrip("/") + path
+    query = scope["query_string"].decode("latin-1")
+    return f"{scope['scheme']}://{host}{quote(path)}" + (f"?{query}" if query else "")
+
+
+async def _respond(send: ASGISendCallable, response: Response) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": response.status,
+            "headers": [
+                (k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items()
+            ],
+            "trailers": False,
+        }
+    )
+    await send({"type": "http.response.body", "body": response.body, "more_body": False})
+
+
+async def _lifespan(receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
+    """Standalone (``uvicorn module:app``): nothing to start or stop, acknowledge both."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return

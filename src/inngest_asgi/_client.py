@@ -1,0 +1,150 @@
+"""``Inngest``: the client users configure, create functions with, and send events through."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import os
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from ._config import Settings, resolve
+from ._errors import ConfigError
+from ._function import Function, check_function_options
+from ._http import send_events, send_events_sync
+from ._triggers import Trigger
+from ._wire import Event
+
+__all__ = ["Inngest"]
+
+T = TypeVar("T")
+
+_default_logger = logging.getLogger("inngest_asgi")
+
+
+class Inngest:
+    """The Inngest client.
+
+    ``Inngest(app_id="my-app")`` reads the rest from ``INNGEST_*`` environment variables; any
+    option passed here wins over its variable. Mode is cloud unless ``is_production=False`` or
+    ``INNGEST_DEV`` is set (see docs/configuration.md).
+    """
+
+    def __init__(
+        self,
+        *,
+        app_id: str,
+        is_production: bool | None = None,
+        signing_key: str | None = None,
+        signing_key_fallback: str | None = None,
+        event_key: str | None = None,
+        env: str | None = None,
+        api_base_url: str | None = None,
+        event_api_base_url: str | None = None,
+        serve_origin: str | None = None,
+        serve_path: str | None = None,
+        logger: logging.Logger | None = None,
+        middleware: Sequence[Any] | None = None,
+        request_timeout: int | _dt.timedelta | None = None,
+        app_version: str | None = None,
+    ) -> None:
+        if not isinstance(app_id, str) or not app_id:
+            raise ConfigError("Inngest: app_id must be a non-empty string")
+        if middleware:
+            raise ConfigError(
+                "Inngest: middleware is not supported yet by inngest-asgi; remove the "
+                "middleware= argument"
+            )
+        self.app_id = app_id
+        self.app_version = app_version
+        self.logger = logger or _default_logger
+        self._settings = resolve(
+            os.environ,
+            is_production=is_production,
+            signing_key=signing_key,
+            signing_key_fallback=signing_key_fallback,
+            event_key=event_key,
+            env=env,
+            api_base_url=api_base_url,
+            event_api_base_url=event_api_base_url,
+            serve_origin=serve_origin,
+            serve_path=serve_path,
+            request_timeout=request_timeout,
+        )
+
+    # Read-only views of the resolved settings, named as in the official SDK.
+    @property
+    def settings(self) -> Settings:
+        return self._settings
+
+    @property
+    def is_production(self) -> bool:
+        return self._settings.mode == "cloud"
+
+    @property
+    def mode(self) -> str:
+        """``"dev"`` or ``"cloud"``."""
+        return self._settings.mode
+
+    @property
+    def api_origin(self) -> str:
+        return self._settings.api_origin
+
+    @property
+    def event_api_origin(self) -> str:
+        return self._settings.event_api_origin
+
+    @property
+    def env(self) -> str | None:
+        return self._settings.env
+
+    @property
+    def event_key(self) -> str | None:
+        return self._settings.event_key
+
+    @property
+    def signing_key(self) -> str | None:
+        return self._settings.signing_key
+
+    @property
+    def signing_key_fallback(self) -> str | None:
+        return self._settings.signing_key_fallback
+
+    def __repr__(self) -> str:
+        return f"Inngest(app_id={self.app_id!r}, mode={self.mode!r})"
+
+    def set_logger(self, logger: logging.Logger) -> None:
+        self.logger = logger
+
+    def create_function(
+        self,
+        *,
+        fn_id: str,
+        trigger: Trigger | Sequence[Trigger],
+        name: str | None = None,
+        retries: int | None = None,
+    ) -> Callable[[Callable[..., Any]], Function[Any]]:
+        """Decorator turning ``async def fn(ctx: Context)`` or ``def fn(ctx: ContextSync)``
+        into a :class:`Function`.
+
+        ``trigger`` is a :class:`TriggerEvent`, a :class:`TriggerCron` or a list of them;
+        ``retries`` is the number of retries after the first attempt (0-20, server default 4).
+        """
+        fn_id, triggers = check_function_options(fn_id, trigger, name, retries)
+
+        def decorator(handler: Callable[..., Any]) -> Function[Any]:
+            if not callable(handler):
+                raise ConfigError(f"create_function(fn_id={fn_id!r}) must decorate a function")
+            return Function(
+                self, fn_id=fn_id, handler=handler, triggers=triggers, name=name, retries=retries
+            )
+
+        return decorator
+
+    async def send(self, events: Event | Sequence[Event]) -> list[str]:
+        """Send one event or a list; return their ids. Raises :class:`SendEventsError`."""
+        return await send_events(self._settings, [events] if isinstance(events, Event) else events)
+
+    def send_sync(self, events: Event | Sequence[Event]) -> list[str]:
+        """Blocking :meth:`send` for sync code."""
+        return send_events_sync(self._settings, [events] if isinstance(events, Event) else events)

@@ -1,0 +1,56 @@
+"""The ``ctx`` argument of user functions."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import TYPE_CHECKING, Any
+
+from ._wire import Event
+
+if TYPE_CHECKING:
+    from ._engine import Replay
+    from ._step import Group, GroupSync, Step, StepSync
+
+__all__ = ["Context", "ContextSync"]
+
+
+class ReplayAwareLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """Drops records while the function replays steps that already ran, so each line is
+    logged once per run instead of once per request."""
+
+    def __init__(self, logger: logging.Logger, replay: Replay) -> None:
+        super().__init__(logger, {})
+        self._replay = replay
+
+    def isEnabledFor(self, level: int) -> bool:
+        return not self._replay.replaying and self.logger.isEnabledFor(level)
+
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        return msg, kwargs
+
+
+@dataclasses.dataclass(frozen=True)
+class _ContextFields:
+    attempt: int
+    event: Event
+    events: list[Event]
+    logger: logging.Logger | logging.LoggerAdapter  # type: ignore[type-arg]
+    run_id: str
+    max_attempts: int | None
+
+
+@dataclasses.dataclass(frozen=True)
+class Context(_ContextFields):
+    """Context of an ``async def`` function: ``await ctx.step.run(...)``."""
+
+    step: Step
+    group: Group
+
+
+@dataclasses.dataclass(frozen=True)
+class ContextSync(_ContextFields):
+    """Context of a ``def`` function: ``ctx.step.run(...)`` without ``await``."""
+
+    step: StepSync
+    group: GroupSync

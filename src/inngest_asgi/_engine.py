@@ -1,0 +1,340 @@
+"""The replay engine: one per request, the same for sync and async functions.
+
+It decides and never performs: the step facades ask it what a step call means, run the user's
+callable themselves when told to (awaiting it, or calling it in the current thread), and hand the
+outcome back. Rules (PROTOCOL.md §10.2-10.7):
+
+* Every step call gets a hashed id: ``sha1(user_id)`` for the first use of ``user_id`` in this
+  replay, ``sha1(f"{user_id}:{k}")`` for the k-th repeat. The counter counts memoized calls too.
+* A memoized step returns its stored value (each memo is used once) or raises :class:`StepError`
+  when it stored an error.
+* A new step stops the replay, reported as an opcode, except a run step that may execute now:
+  no parallel group, no ``disable_immediate_execution``, and no target other than itself.
+* While the server targets a step (``stepId`` is not ``step``), a different new step is an error
+  outside a parallel group and skips its branch inside one.
+* Inside a parallel group new steps are collected, not reported one by one: each stops only its
+  own branch, and all are reported together when the group ends.
+
+Stopping unwinds user code with :class:`Interrupt`, a :class:`BaseException`, so that
+``except Exception`` cannot swallow it. The ops are recorded before raising, so even a bare
+``except:`` that swallows the interrupt cannot lose them: the request still reports them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from typing import Any, Final, NoReturn
+
+import msgspec
+
+from ._errors import (
+    NonRetriableError,
+    ProtocolError,
+    RetryAfterError,
+    StepError,
+    StepNestedError,
+    StepUnexpectedError,
+)
+from ._wire import ErrorBody, Op, Userland, encoder
+
+__all__: list[str] = []
+
+
+class _RunNow:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "RUN_NOW"
+
+
+#: Returned by :meth:`Replay.begin_run` when the facade must execute the step's callable now.
+RUN_NOW: Final = _RunNow()
+_MISSING: Final = object()
+_TARGET_NONE = "step"
+
+
+class Interrupt(BaseException):
+    """Stops a function's replay so that its next step can be reported to the Inngest server.
+
+    This is not an error. If you see it, your code caught it: a bare ``except:`` or
+    ``except BaseException:`` around ``ctx.step.*`` calls. Catch ``Exception`` instead (or
+    re-raise ``BaseException`` subclasses you do not own), so the step can be reported.
+    """
+
+
+class _BranchStop(BaseException):
+    """Ends one branch of a parallel group; the group reports what the branches collected."""
+
+
+class OutputUnserializableError(ProtocolError):
+    """A step or function returned a value that cannot be encoded as JSON."""
+
+    status = 500
+    default_code = "output_unserializable"
+
+
+def hash_step_id(pre: str) -> str:
+    return hashlib.sha1(pre.encode(), usedforsecurity=False).hexdigest()
+
+
+def error_body(exc: BaseException, code: str = "unknown") -> ErrorBody:
+    """The wire form of an exception: class name, message and formatted traceback."""
+    if isinstance(exc, StepError):
+        return ErrorBody(code=code, message=exc.message, name=exc.name, stack=exc.stack)
+    message = getattr(exc, "message", None)
+    if not isinstance(message, str) or not message:
+        message = str(exc)
+    stack = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return ErrorBody(code=code, message=message, name=type(exc).__name__, stack=stack)
+
+
+def encode_output(value: Any, what: str) -> msgspec.Raw:
+    """Encode a step's or function's output now, so that a bad value is blamed on its source."""
+    try:
+        return msgspec.Raw(encoder.encode(value))
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise OutputUnserializableError(
+            f"{what} returned a value that cannot be serialized to JSON: {exc}"
+        ) from None
+
+
+def _unwrap_memo(memo: Any) -> tuple[Any, dict[str, Any] | None]:
+    """Split a memo into (data, error). ``{"data": x}`` and ``{"error": {...}}`` are wrappers;
+    anything else (``null`` for a sleep, an event for a wait) is the data itself."""
+    if isinstance(memo, dict) and memo and memo.keys() <= {"data", "error"}:
+        error = memo.get("error")
+        if isinstance(error, dict) and "message" in error and "name" in error:
+            return None, error
+        if "data" in memo:
+            return memo["data"], None
+    return memo, None
+
+
+class _StepInfo:
+    __slots__ = ("hashed", "index", "user_id")
+
+    def __init__(self, user_id: str, hashed: str, index: int | None) -> None:
+        self.user_id = user_id
+        self.hashed = hashed
+        self.index = index
+
+    def op(self, opcode: str, *, name: str | None = None, opts: dict[str, Any] | None = None) -> Op:
+        return Op(
+            display_name=self.user_id,
+            id=self.hashed,
+            name=self.user_id if name is None else name,
+            op=opcode,
+            opts=opts,
+            userland=Userland(id=self.user_id, index=self.index),
+        )
+
+
+class _Group:
+    __slots__ = ("mode", "pending", "skipped")
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+        self.pending: list[Op] = []
+        self.skipped = False
+
+
+class Replay:
+    """Replay state of one request: memos left, id counters, targeting, parallel groups."""
+
+    __slots__ = (
+        "_counts",
+        "_group",
+        "_immediate",
+        "_memos",
+        "_running",
+        "_target",
+        "attempt",
+        "fatal",
+        "max_attempts",
+        "stopped",
+        "target_found",
+    )
+
+    def __init__(
+        self,
+        memos: dict[str, Any],
+        *,
+        target: str | None = None,
+        disable_immediate_execution: bool = False,
+        attempt: int = 0,
+        max_attempts: int | None = None,
+    ) -> None:
+        self._memos = memos
+        self._counts: dict[str, int] = {}
+        self._target = None if target in (None, "", _TARGET_NONE) else target
+        self._immediate = not disable_immediate_execution
+        self._group: _Group | None = None
+        self._running: _StepInfo | None = None
+        self.attempt = attempt
+        self.max_attempts = max_attempts
+        #: The ops this replay stopped to report, once it has stopped.
+        self.stopped: list[Op] | None = None
+        #: A protocol error that ends the request, whatever user code does with the interrupt.
+        self.fatal: ProtocolError | None = None
+        self.target_found = False
+
+    @property
+    def replaying(self) -> bool:
+        """True while memoized steps remain: user code is re-running what already happened."""
+        return bool(self._memos)
+
+    # --- shared by every step kind ---------------------------------------------------------
+
+    def _next(self, user_id: str) -> _StepInfo:
+        if self.stopped is not None:
+            # User code swallowed the interrupt and went on: stop it again.
+            raise Interrupt
+        if not isinstance(user_id, str) or not user_id:
+            raise TypeError(f"step_id must be a non-empty string, not {user_id!r}")
+        if self._running is not None:
+            self._fatal(
+                StepNestedError(
+                    f'step "{user_id}" was called inside step "{self._running.user_id}"; steps '
+                    "cannot be nested: call it after the outer step returns"
+                )
+            )
+        count = self._counts.get(user_id, 0)
+        self._counts[user_id] = count + 1
+        pre = f"{user_id}:{count}" if count else user_id
+        return _StepInfo(user_id, hash_step_id(pre), count or None)
+
+    def _memo(self, info: _StepInfo) -> Any:
+        memo = self._memos.pop(info.hashed, _MISSING)
+        if memo is _MISSING:
+            return _MISSING
+        data, error = _unwrap_memo(memo)
+        if error is not None:
+            raise StepError(
+                message=str(error.get("message", "")),
+                name=str(error.get("name", "Error")),
+                stack=error.get("stack") if isinstance(error.get("stack"), str) else None,
+            )
+        return data
+
+    def _check_target(self, info: _StepInfo) -> bool:
+        """Whether a new step may proceed under targeting; skips or fails otherwise."""
+        if self._target is None:
+            return True
+        if self._target == info.hashed:
+            self.target_found = True
+            return True
+        if self._group is not None:
+            self._group.skipped = True
+            raise _BranchStop
+        self._fatal(
+            StepUnexpectedError(f'found step "{info.user_id}" when targeting a different step')
+        )
+
+    def _stop(self, ops: list[Op]) -> NoReturn:
+        self.stopped = ops
+        raise Interrupt
+
+    def _fatal(self, error: ProtocolError) -> NoReturn:
+        self.fatal = error
+        self._stop([])
+
+    def _report(self, op: Op) -> NoReturn:
+        if self._group is not None and self._target is None:
+            self._group.pending.append(op)
+            raise _BranchStop
+        self._stop([op])
+
+    # --- run steps -------------------------------------------------------------------------
+
+    def begin_run(self, user_id: str) -> Any:
+        """Start ``step.run``: the memoized value, or :data:`RUN_NOW` to execute the callable.
+
+        Raises :class:`Interrupt` when the step is to be planned instead, and
+        :class:`StepError` when its memo holds an error.
+        """
+        info = self._next(user_id)
+        value = self._memo(info)
+        if value is not _MISSING:
+            return value
+        self._check_target(info)
+        if self._target is None and (self._group is not None or not self._immediate):
+            opts = {"parallelMode": "race"} if self._group and self._group.mode == "race" else None
+            self._report(info.op("StepPlanned", opts=opts))
+        self._running = info
+        return RUN_NOW
+
+    def step_done(self, output: Any) -> NoReturn:
+        """The running step returned ``output``: report it as ``StepRun``."""
+        info = self._take_running()
+        op = info.op("StepRun")
+        try:
+            op.data = encode_output(output, f'step "{info.user_id}"')
+        except OutputUnserializableError as exc:
+            self._fatal(exc)
+        self._stop([op])
+
+    def step_failed(self, exc: Exception) -> NoReturn:
+        """The running step raised ``exc``: report ``StepError``, or ``StepFailed`` on the last
+        attempt. Errors that must fail the whole run are re-raised instead."""
+        info = self._take_running()
+        if isinstance(exc, (NonRetriableError, RetryAfterError)):
+            raise exc  # fails or delays the whole attempt, as at function level
+        final = self.max_attempts is not None and self.attempt + 1 >= self.max_attempts
+        op = info.op("StepFailed" if final else "StepError")
+        op.error = error_body(exc)
+        op.data = msgspec.UNSET
+        self._stop([op])
+
+    def _take_running(self) -> _StepInfo:
+        info = self._running
+        if info is None:  # pragma: no cover - facades always pair begin_run with these
+            raise RuntimeError("no step is running")
+        self._running = None
+        return info
+
+    # --- other step kinds ------------------------------------------------------------------
+
+    def begin_op(
+        self,
+        user_id: str,
+        opcode: str,
+        *,
+        name: str | None = None,
+        opts: dict[str, Any] | None = None,
+    ) -> Any:
+        """A step the server performs (sleep, wait, invoke): its memo, or report it and stop."""
+        info = self._next(user_id)
+        value = self._memo(info)
+        if value is not _MISSING:
+            return value
+        self._check_target(info)
+        self._report(info.op(opcode, name=name, opts=opts))
+
+    # --- parallel groups -------------------------------------------------------------------
+
+    @contextmanager
+    def parallel(self, mode: str) -> Iterator[None]:
+        """Run a parallel group: branches inside use :meth:`branch`."""
+        if self._group is not None:
+            raise RuntimeError("ctx.group.parallel cannot be nested in another parallel group")
+        group = self._group = _Group(mode)
+        try:
+            yield
+        finally:
+            self._group = None
+        if group.pending:
+            self._stop(group.pending)
+        if group.skipped:
+            # Targeting: no branch held the targeted step, so the group cannot complete.
+            self._fatal(
+                StepUnexpectedError("no branch of the parallel group holds the targeted step")
+            )
+
+    @contextmanager
+    def branch(self) -> Iterator[None]:
+        """One branch of the current group; a collected or skipped step ends only the branch."""
+        with suppress(_BranchStop):
+            yield

@@ -1,0 +1,106 @@
+"""``InngestWSGI``: the WSGI shell. The async handler runs through asgiref's ``async_to_sync``;
+sync functions run on the WSGI request thread itself."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from asgiref.sync import async_to_sync
+
+from ._asgi import normalize_path
+from ._client import Inngest
+from ._function import Function
+from ._handler import DEFAULT_MAX_BODY_SIZE, ServeHandler, too_large
+from ._invoke import CallerThreadInvoker
+from ._messages import Request, Response
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+__all__ = ["InngestWSGI"]
+
+_READ_CHUNK = 64 * 1024
+
+
+class InngestWSGI:
+    """Serve Inngest functions as a WSGI application (Flask, Django, gunicorn sync workers).
+
+    Without ``app`` it answers every request; with ``app`` it answers ``path`` and passes every
+    other request to ``app``, e.g.
+    ``flask_app.wsgi_app = InngestWSGI(client, fns, app=flask_app.wsgi_app)``.
+    """
+
+    def __init__(
+        self,
+        client: Inngest,
+        functions: Iterable[Function[Any]],
+        *,
+        app: WSGIApplication | Callable[..., Any] | None = None,
+        path: str = "/api/inngest",
+        max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+    ) -> None:
+        self.handler = ServeHandler(client, functions, framework="wsgi")
+        self.app = app
+        self.path = normalize_path(path)
+        self.max_body_size = max_body_size
+        self._invoker = CallerThreadInvoker()
+        self._handle = async_to_sync(self.handler.handle)
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        if self.app is not None:
+            full = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+            if normalize_path(full) != self.path:
+                return self.app(environ, start_response)
+        response = self._serve(environ)
+        start_response(
+            f"{response.status} {HTTPStatus(response.status).phrase}",
+            list(response.headers.items()),
+        )
+        return [response.body]
+
+    def _serve(self, environ: WSGIEnvironment) -> Response:
+        headers = _headers(environ)
+        body = _read_body(environ, headers.get("content-length", ""), self.max_body_size)
+        if body is None:
+            return self.handler.reject(too_large(self.max_body_size))
+        request = Request(environ["REQUEST_METHOD"].upper(), _url(environ, headers), headers, body)
+        return self._handle(request, self._invoker)
+
+
+def _headers(environ: WSGIEnvironment) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for key, value in environ.items():
+        if key.startswith("HTTP_"):
+            headers[key[5:].replace("_", "-").lower()] = value
+    for key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+        if environ.get(key):
+            headers[key.replace("_", "-").lower()] = environ[key]
+    return headers
+
+
+def _read_body(environ: WSGIEnvironment, length: str, limit: int) -> bytes | None:
+    """The body, or None when it is over ``limit`` (read no further than ``limit + 1``)."""
+    stream = environ["wsgi.input"]
+    if length.isdigit():
+        size = int(length)
+        return None if size > limit else stream.read(size)
+    if not environ.get("wsgi.input_terminated"):
+        return b""  # no length and no terminated stream: WSGI says there is no body
+    chunks: list[bytes] = []
+    total = 0
+    while chunk := stream.read(_READ_CHUNK):
+        total += len(chunk)
+        if total > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _url(environ: WSGIEnvironment, headers: dict[str, str]) -> str:
+    host = headers.get("host") or f"{environ['SERVER_NAME']}:{environ['SERVER_PORT']}"
+    path = quote(environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""))
+    query = environ.get("QUERY_STRING", "")
+    return f"{environ['wsgi.url_scheme']}://{host}{path}" + (f"?{query}" if query else "")
