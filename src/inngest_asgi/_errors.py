@@ -15,10 +15,11 @@ Protocol errors are internal: each carries the HTTP status and the stable ``code
 request handler turns into a JSON body (``{"code", "message", "name"}``)::
 
     ProtocolError
-    ├── BadRequestError (400)               malformed body, missing query parameter, wrong types
-    ├── UnauthorizedError (401)             missing, invalid or stale signature
-    ├── FunctionNotFoundError (404)         unknown ``fnId``: retried, another replica may have it
-    └── StepUnexpectedError / StepNestedError    the function misbehaved during replay (500, no retry)
+    ├── BadRequestError (400)          malformed body, missing query parameter, wrong types
+    ├── UnauthorizedError (401)        missing, invalid or stale signature
+    ├── FunctionNotFoundError (404)    unknown ``fnId``: retried, another replica may have it
+    └── StepUnexpectedError,           the function misbehaved during replay (500, no retry)
+        StepNestedError
 
 Control flow uses :class:`BaseException` subclasses so that ``except Exception`` in user code
 cannot swallow them (see ``_engine``).
