@@ -13,6 +13,7 @@ import dataclasses
 import hashlib
 import hmac
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
@@ -38,11 +39,13 @@ def sign_body(body: bytes, key: str, at: int | None = None) -> str:
 
 
 def check_response_signature(response: httpx.Response, key: str) -> None:
-    header = response.headers["x-inngest-signature"]
-    fields = dict(part.split("=", 1) for part in header.split("&"))
-    expected = hmac.new(
-        hmac_key(key), response.content + fields["t"].encode(), hashlib.sha256
-    ).hexdigest()
+    verify_response_signature(response.headers, response.content, key)
+
+
+def verify_response_signature(headers: Mapping[str, str], body: bytes, key: str) -> None:
+    """Assert the SDK signed exactly ``body`` with ``key`` (PROTOCOL.md §6.3)."""
+    fields = dict(part.split("=", 1) for part in headers["x-inngest-signature"].split("&"))
+    expected = hmac.new(hmac_key(key), body + fields["t"].encode(), hashlib.sha256).hexdigest()
     assert hmac.compare_digest(expected, fields["s"]), "response signature does not verify"
 
 
