@@ -370,9 +370,9 @@ def test_nested_steps_are_a_non_retriable_error() -> None:
 def test_swallowed_interrupt_still_reports_the_step() -> None:
     @client.create_function(fn_id="swallow", trigger=trigger)
     def swallow(ctx: inngest.ContextSync) -> str:
-        try:
+        try:  # noqa: SIM105 - a bare swallow is the mistake under test
             ctx.step.run("my-step", lambda: 1)
-        except BaseException:  # noqa: SIM105 - a bare swallow is the mistake under test
+        except BaseException:
             pass
         return "went on"
 
