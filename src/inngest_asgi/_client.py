@@ -9,9 +9,11 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from ._config import Settings, resolve
-from ._errors import ConfigError
+from ._errors import ConfigError, SendEventsError
 from ._function import Function, check_function_options
 from ._http import send_events, send_events_sync
+from ._invoke import ThreadPoolInvoker
+from ._middleware import MiddlewareFactory, MiddlewareRunner, SendEventsResult
 from ._triggers import Trigger
 from ._wire import Event
 
@@ -20,6 +22,7 @@ __all__ = ["Inngest"]
 T = TypeVar("T")
 
 _default_logger = logging.getLogger("inngest_asgi")
+_LOOP_INVOKER = ThreadPoolInvoker()
 
 
 class Inngest:
@@ -44,17 +47,15 @@ class Inngest:
         serve_origin: str | None = None,
         serve_path: str | None = None,
         logger: logging.Logger | None = None,
-        middleware: Sequence[Any] | None = None,
+        middleware: Sequence[MiddlewareFactory] | None = None,
         request_timeout: int | _dt.timedelta | None = None,
         app_version: str | None = None,
     ) -> None:
         if not isinstance(app_id, str) or not app_id:
             raise ConfigError("Inngest: app_id must be a non-empty string")
-        if middleware:
-            raise ConfigError(
-                "Inngest: middleware is not supported yet by inngest-asgi; remove the "
-                "middleware= argument"
-            )
+        self.middleware: list[MiddlewareFactory] = []
+        for factory in middleware or ():
+            self.add_middleware(factory)
         self.app_id = app_id
         self.app_version = app_version
         self.logger = logger or _default_logger
@@ -116,6 +117,13 @@ class Inngest:
     def set_logger(self, logger: logging.Logger) -> None:
         self.logger = logger
 
+    def add_middleware(self, middleware: MiddlewareFactory) -> None:
+        """Add client-level middleware: a :class:`Middleware` subclass or a factory
+        ``(client, raw_request) -> Middleware``. It runs before function-level middleware."""
+        if not callable(middleware):
+            raise ConfigError("middleware must be a Middleware subclass or a factory")
+        self.middleware.append(middleware)
+
     def create_function(
         self,
         *,
@@ -141,10 +149,36 @@ class Inngest:
 
         return decorator
 
-    async def send(self, events: Event | Sequence[Event]) -> list[str]:
+    async def send(
+        self, events: Event | Sequence[Event], *, skip_middleware: bool = False
+    ) -> list[str]:
         """Send one event or a list; return their ids. Raises :class:`SendEventsError`."""
-        return await send_events(self._settings, [events] if isinstance(events, Event) else events)
+        batch = [events] if isinstance(events, Event) else list(events)
+        mw = MiddlewareRunner.build(
+            () if skip_middleware else self.middleware, self, None, _LOOP_INVOKER
+        )
+        await mw.call("before_send_events", batch)
+        try:
+            ids = await send_events(self._settings, batch)
+        except SendEventsError as exc:
+            await mw.call("after_send_events", SendEventsResult(exc.ids, str(exc)), reverse=True)
+            raise
+        await mw.call("after_send_events", SendEventsResult(ids), reverse=True)
+        return ids
 
-    def send_sync(self, events: Event | Sequence[Event]) -> list[str]:
-        """Blocking :meth:`send` for sync code."""
-        return send_events_sync(self._settings, [events] if isinstance(events, Event) else events)
+    def send_sync(
+        self, events: Event | Sequence[Event], *, skip_middleware: bool = False
+    ) -> list[str]:
+        """Blocking :meth:`send` for sync code. Middleware hooks must be sync here."""
+        batch = [events] if isinstance(events, Event) else list(events)
+        mw = MiddlewareRunner.build(
+            () if skip_middleware else self.middleware, self, None, _LOOP_INVOKER
+        )
+        mw.call_sync("before_send_events", batch)
+        try:
+            ids = send_events_sync(self._settings, batch)
+        except SendEventsError as exc:
+            mw.call_sync("after_send_events", SendEventsResult(exc.ids, str(exc)), reverse=True)
+            raise
+        mw.call_sync("after_send_events", SendEventsResult(ids), reverse=True)
+        return ids

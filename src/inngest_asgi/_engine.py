@@ -28,6 +28,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from typing import Any, Final, NoReturn
 
+import anyio
+import anyio.lowlevel
 import msgspec
 
 from ._errors import (
@@ -43,16 +45,15 @@ from ._wire import ErrorBody, Op, Userland, encoder
 __all__: list[str] = []
 
 
-class _RunNow:
+class _Missing:
     __slots__ = ()
 
     def __repr__(self) -> str:
-        return "RUN_NOW"
+        return "MISSING"
 
 
-#: Returned by :meth:`Replay.begin_run` when the facade must execute the step's callable now.
-RUN_NOW: Final = _RunNow()
-_MISSING: Final = object()
+#: What :meth:`Replay.lookup` returns for a step that has no memo: it is new.
+MISSING: Final = _Missing()
 _TARGET_NONE = "step"
 
 
@@ -145,10 +146,12 @@ class Replay:
     """Replay state of one request: memos left, id counters, targeting, parallel groups."""
 
     __slots__ = (
+        "_batch",
         "_counts",
         "_group",
         "_immediate",
         "_memos",
+        "_released",
         "_running",
         "_target",
         "attempt",
@@ -173,6 +176,8 @@ class Replay:
         self._immediate = not disable_immediate_execution
         self._group: _Group | None = None
         self._running: _StepInfo | None = None
+        self._batch: list[tuple[_StepInfo, Op | None]] | None = None
+        self._released: anyio.Event | None = None
         self.attempt = attempt
         self.max_attempts = max_attempts
         #: The ops this replay stopped to report, once it has stopped.
@@ -207,9 +212,9 @@ class Replay:
         return _StepInfo(user_id, hash_step_id(pre), count or None)
 
     def _memo(self, info: _StepInfo) -> Any:
-        memo = self._memos.pop(info.hashed, _MISSING)
-        if memo is _MISSING:
-            return _MISSING
+        memo = self._memos.pop(info.hashed, MISSING)
+        if memo is MISSING:
+            return MISSING
         data, error = _unwrap_memo(memo)
         if error is not None:
             raise StepError(
@@ -247,33 +252,77 @@ class Replay:
             raise _BranchStop
         self._stop([op])
 
-    # --- run steps -------------------------------------------------------------------------
+    # --- the step protocol the facades follow ------------------------------------------------
+    #
+    #   info, value = replay.lookup(step_id)        memo or MISSING; ids assigned here
+    #   await replay.settle(info, op)               async facades only (asyncio.gather)
+    #   replay.plan_run(info) / replay.plan_op(...)  run now, or report and stop
+    #   replay.step_done(output) / step_failed(exc)  after running a run step
 
-    def begin_run(self, user_id: str) -> Any:
-        """Start ``step.run``: the memoized value, or :data:`RUN_NOW` to execute the callable.
+    def lookup(self, user_id: str) -> tuple[_StepInfo, Any]:
+        """Assign the call its hashed id; return it with its memo (:data:`MISSING` if new).
 
-        Raises :class:`Interrupt` when the step is to be planned instead, and
-        :class:`StepError` when its memo holds an error.
+        Raises :class:`StepError` when the memo holds an error.
         """
         info = self._next(user_id)
-        value = self._memo(info)
-        if value is not _MISSING:
-            return value
+        return info, self._memo(info)
+
+    async def settle(self, info: _StepInfo, op: Op | None) -> None:
+        """Let sibling step calls started in the same loop iteration (``asyncio.gather``)
+        announce themselves, then treat several new steps like a parallel group.
+
+        ``op`` is the step's op, or None for a run step.
+        """
+        batch = self._batch
+        if batch is None:
+            batch = self._batch = []
+        batch.append((info, op))
+        await anyio.lowlevel.checkpoint()
+        if self._batch is batch:
+            self._batch = None
+        if self.stopped is not None:
+            raise Interrupt
+        if len(batch) == 1:
+            return
+        if self._target is None:
+            self._stop([o if o is not None else i.op("StepPlanned") for i, o in batch])
+        if info.hashed == self._target:
+            return
+        if any(i.hashed == self._target for i, _ in batch):
+            # A sibling is the target: wait for it to report, then unwind.
+            if self._released is None:
+                self._released = anyio.Event()
+            await self._released.wait()
+            raise Interrupt
+        self._fatal(
+            StepUnexpectedError("no step started together with others is the targeted step")
+        )
+
+    def release(self) -> None:
+        """End of request: unwind step calls still waiting in :meth:`settle`."""
+        if self._released is not None:
+            self._released.set()
+
+    def plan_run(self, info: _StepInfo) -> None:
+        """Return if the run step executes now; otherwise report it (planned) and stop."""
         self._check_target(info)
         if self._target is None and (self._group is not None or not self._immediate):
             opts = {"parallelMode": "race"} if self._group and self._group.mode == "race" else None
             self._report(info.op("StepPlanned", opts=opts))
         self._running = info
-        return RUN_NOW
+
+    def plan_op(self, info: _StepInfo, op: Op) -> NoReturn:
+        """Report a step the server performs (sleep, wait, invoke) and stop."""
+        self._check_target(info)
+        self._report(op)
 
     def step_done(self, output: Any) -> NoReturn:
-        """The running step returned ``output``: report it as ``StepRun``."""
+        """The running step returned ``output``: report it as ``StepRun``.
+
+        The output is encoded later, after middleware has seen it."""
         info = self._take_running()
         op = info.op("StepRun")
-        try:
-            op.data = encode_output(output, f'step "{info.user_id}"')
-        except OutputUnserializableError as exc:
-            self._fatal(exc)
+        op.data = output
         self._stop([op])
 
     def step_failed(self, exc: Exception) -> NoReturn:
@@ -290,28 +339,10 @@ class Replay:
 
     def _take_running(self) -> _StepInfo:
         info = self._running
-        if info is None:  # pragma: no cover - facades always pair begin_run with these
+        if info is None:  # pragma: no cover - facades always pair plan_run with these
             raise RuntimeError("no step is running")
         self._running = None
         return info
-
-    # --- other step kinds ------------------------------------------------------------------
-
-    def begin_op(
-        self,
-        user_id: str,
-        opcode: str,
-        *,
-        name: str | None = None,
-        opts: dict[str, Any] | None = None,
-    ) -> Any:
-        """A step the server performs (sleep, wait, invoke): its memo, or report it and stop."""
-        info = self._next(user_id)
-        value = self._memo(info)
-        if value is not _MISSING:
-            return value
-        self._check_target(info)
-        self._report(info.op(opcode, name=name, opts=opts))
 
     # --- parallel groups -------------------------------------------------------------------
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -13,9 +13,18 @@ from ._engine import Interrupt, OutputUnserializableError, Replay, encode_output
 from ._errors import BadRequestError, NonRetriableError, ProtocolError, RetryAfterError, StepError
 from ._function import Function
 from ._invoke import Invoker
-from ._messages import Response
+from ._messages import Request, Response
+from ._middleware import (
+    MiddlewareRunner,
+    StepMemos,
+    TransformOutputResult,
+    TransformOutputStepInfo,
+)
 from ._step import Group, GroupSync, Step, StepSync
 from ._wire import CallRequest, Event, call_request_decoder, encoder
+
+if TYPE_CHECKING:
+    from ._client import Inngest
 
 __all__: list[str] = []
 
@@ -36,11 +45,12 @@ async def execute(
     fn: Function[Any],
     call: CallRequest,
     *,
+    client: Inngest,
+    request: Request,
     event: Event,
     events: list[Event],
     target: str | None,
     invoker: Invoker,
-    logger: logging.Logger,
 ) -> Response:
     """Replay ``fn`` once. 206 with ops, 200 with its output, or 500 with its error."""
     cctx = call.ctx
@@ -51,47 +61,96 @@ async def execute(
         attempt=cctx.attempt,
         max_attempts=cctx.max_attempts,
     )
+    mw = MiddlewareRunner.build(
+        [*client.middleware, *getattr(fn, "middleware", ())], client, request, invoker
+    )
     fields: dict[str, Any] = {
         "attempt": cctx.attempt,
         "event": event,
         "events": events,
-        "logger": ReplayAwareLogger(logger, replay),
+        "logger": ReplayAwareLogger(client.logger, replay),
         "run_id": cctx.run_id,
         "max_attempts": cctx.max_attempts,
     }
+    ctx: Context | ContextSync
+    if fn.is_handler_async:
+        step = Step(replay, invoker, client, mw)
+        ctx = Context(step=step, group=Group(replay, invoker), **fields)
+    else:
+        step_sync = StepSync(replay, invoker, client, mw)
+        ctx = ContextSync(step=step_sync, group=GroupSync(replay), **fields)
     failure: Exception | None = None
     output: Any = None
     try:
+        if mw:
+            await mw.call("transform_input", ctx, fn, StepMemos(call.steps))
+            if not replay.replaying:
+                await mw.start()
         if fn.is_handler_async:
-            step = Step(replay, invoker, fn.app_id)
-            output = await fn.handler(Context(step=step, group=Group(replay, invoker), **fields))
+            output = await fn.handler(ctx)
         else:
-            step_sync = StepSync(replay, invoker, fn.app_id)
-            ctx = ContextSync(step=step_sync, group=GroupSync(replay), **fields)
             output = await invoker.run_sync(fn.handler, ctx)
     except Interrupt:
         pass
     except Exception as exc:
         failure = exc
+    finally:
+        replay.release()
 
+    if mw.started:
+        await mw.call("after_execution", reverse=True)
+    response = await _outcome(fn, replay, mw, output, failure, client.logger)
+    if mw:
+        await mw.call("before_response")
+    return response
+
+
+async def _outcome(
+    fn: Function[Any],
+    replay: Replay,
+    mw: MiddlewareRunner,
+    output: Any,
+    failure: Exception | None,
+    logger: logging.Logger,
+) -> Response:
     # Recorded state wins over what user code did with the interrupt afterwards.
     if replay.fatal is not None:
         return protocol_error_response(replay.fatal)
-    if replay.stopped is not None:
-        if failure is not None or output is not None:
-            logger.warning(
-                "function %s caught the step interrupt and went on; reporting the step anyway "
-                "(catch Exception, not BaseException, around steps)",
-                fn.id,
-            )
-        return Response(206, {}, encoder.encode(replay.stopped))
-    if failure is not None:
-        return _failure_response(fn, failure, logger)
     try:
-        body = encode_output(output, f'function "{fn.id}"')
+        if replay.stopped is not None:
+            if failure is not None or output is not None:
+                logger.warning(
+                    "function %s caught the step interrupt and went on; reporting the step "
+                    "anyway (catch Exception, not BaseException, around steps)",
+                    fn.id,
+                )
+            for op in replay.stopped:
+                if op.op == "StepRun":
+                    info = TransformOutputStepInfo(id=op.id, op=op.op, opts=op.opts)
+                    data, _ = await _transform(mw, op.data, None, info)
+                    op.data = encode_output(data, f'step "{op.display_name}"')
+            return Response(206, {}, encoder.encode(replay.stopped))
+        output, error = await _transform(mw, output, failure, None)
+        if error is not None:
+            return _failure_response(fn, error, logger)
+        return Response(200, {}, bytes(encode_output(output, f'function "{fn.id}"')))
     except OutputUnserializableError as exc:
         return protocol_error_response(exc)
-    return Response(200, {}, bytes(body))
+
+
+async def _transform(
+    mw: MiddlewareRunner,
+    output: Any,
+    error: Exception | None,
+    step: TransformOutputStepInfo | None,
+) -> tuple[Any, Exception | None]:
+    if not mw:
+        return output, error
+    result = TransformOutputResult(error=error, output=output, step=step)
+    await mw.call("transform_output", result, reverse=True)
+    if result.error is not None and not isinstance(result.error, Exception):
+        raise TypeError("transform_output: error must be an Exception or None")
+    return result.output, result.error
 
 
 def _failure_response(fn: Function[Any], exc: Exception, logger: logging.Logger) -> Response:

@@ -335,11 +335,12 @@ class ServeHandler:
         return await execute(
             fn,
             call,
+            client=self._client,
+            request=request,
             event=call.event,
             events=events if events else [call.event],
             target=query.get("stepId"),
             invoker=invoker,
-            logger=self._client.logger,
         )
 
     async def _fetch_run(self, run_id: str) -> tuple[dict[str, Any], list[Event]]:

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any, Protocol, TypeVar
 
+import anyio.from_thread
 import anyio.to_thread
-from asgiref.sync import sync_to_async
+from asgiref.sync import async_to_sync, sync_to_async
 
 __all__: list[str] = []
 
@@ -29,9 +30,11 @@ def is_async_callable(obj: object) -> bool:
 
 
 class Invoker(Protocol):
-    """How sync user code is run from the async request path."""
+    """How sync user code is run from the async request path, and how that code gets back."""
 
     async def run_sync(self, fn: Callable[..., T], *args: Any) -> T: ...
+
+    def run_async_from_thread(self, fn: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T: ...
 
 
 class ThreadPoolInvoker:
@@ -46,6 +49,9 @@ class ThreadPoolInvoker:
         # anyio copies the caller's contextvars into the worker thread.
         return await anyio.to_thread.run_sync(fn, *args, limiter=self._limiter)
 
+    def run_async_from_thread(self, fn: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
+        return anyio.from_thread.run(fn, *args)
+
 
 class CallerThreadInvoker:
     """Runs sync callables on the thread that entered the async path (the WSGI request thread)."""
@@ -54,6 +60,9 @@ class CallerThreadInvoker:
 
     async def run_sync(self, fn: Callable[..., T], *args: Any) -> T:
         return await sync_to_async(fn, thread_sensitive=True)(*args)
+
+    def run_async_from_thread(self, fn: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
+        return async_to_sync(fn)(*args)
 
 
 async def call_user(fn: Callable[..., Any], args: tuple[Any, ...], invoker: Invoker) -> Any:

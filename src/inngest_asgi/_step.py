@@ -1,25 +1,29 @@
 """``ctx.step`` and ``ctx.group``: thin facades over the replay engine.
 
-Each method asks :class:`~inngest_asgi._engine.Replay` what the call means. The async and sync
-facades differ only where user code runs: :class:`Step` awaits the callable (a sync callable goes
-to a worker thread), :class:`StepSync` calls it on the current thread.
+Each method asks :class:`~inngest_asgi._engine.Replay` what the call means (the protocol is in
+its ``lookup`` / ``plan_*`` docstrings). The async and sync facades differ only where user code
+runs: :class:`Step` awaits the callable (a sync callable goes to a worker thread) and lets
+concurrent calls from ``asyncio.gather`` meet in ``settle``; :class:`StepSync` calls the
+callable on the current thread.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import enum
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-import msgspec
-
 from ._durations import Duration, iso_utc, to_time_string, to_timedelta
-from ._engine import RUN_NOW, Replay
+from ._engine import MISSING, Replay, _StepInfo
 from ._invoke import Invoker, call_user
-from ._wire import Event
+from ._middleware import MiddlewareRunner
+from ._types import convert_output, declared_output_type
+from ._wire import Event, Op
 
 if TYPE_CHECKING:
+    from ._client import Inngest
     from ._function import Function
 
 __all__ = ["Group", "GroupSync", "ParallelMode", "Step", "StepSync"]
@@ -31,7 +35,7 @@ class _Empty(enum.Enum):
     EMPTY = enum.auto()
 
 
-#: Default of ``output_type``: decode memoized values as plain JSON.
+#: Default of ``output_type``: use the callable's return annotation, if it declares one.
 EMPTY = _Empty.EMPTY
 
 
@@ -42,27 +46,44 @@ class ParallelMode(enum.Enum):
     RACE = "race"
 
 
-def _typed(value: Any, output_type: Any) -> Any:
-    if output_type is EMPTY or output_type is None:
-        return value
-    return msgspec.convert(value, output_type, strict=False)
+@dataclasses.dataclass(frozen=True, slots=True)
+class _OpSpec:
+    """A step the server performs: what to report, and how to read its memo back."""
+
+    user_id: str
+    opcode: str
+    name: str | None
+    opts: dict[str, Any] | None
+    output_type: Any = None
+
+    def op(self, info: _StepInfo) -> Op:
+        return info.op(self.opcode, name=self.name, opts=self.opts)
+
+
+def _typed(value: Any, output_type: Any, handler: Any) -> Any:
+    if output_type is EMPTY:
+        output_type = declared_output_type(handler)
+    return value if output_type is None else convert_output(value, output_type)
 
 
 class _StepBase:
-    __slots__ = ("_app_id", "_invoker", "_replay")
+    __slots__ = ("_client", "_invoker", "_mw", "_replay")
 
-    def __init__(self, replay: Replay, invoker: Invoker, app_id: str) -> None:
+    def __init__(
+        self, replay: Replay, invoker: Invoker, client: Inngest, middleware: MiddlewareRunner
+    ) -> None:
         self._replay = replay
         self._invoker = invoker
-        self._app_id = app_id
+        self._client = client
+        self._mw = middleware
 
-    # The operations the server performs: no user code runs, so both facades share them.
+    # What each server-side step reports; both facades share these.
 
-    def _sleep(self, step_id: str, duration: Duration) -> None:
+    def _sleep_spec(self, step_id: str, duration: Duration) -> _OpSpec:
         delta = to_timedelta(duration, f'step.sleep("{step_id}")')
-        self._sleep_until(step_id, _dt.datetime.now(_dt.timezone.utc) + delta)
+        return self._sleep_until_spec(step_id, _dt.datetime.now(_dt.timezone.utc) + delta)
 
-    def _sleep_until(self, step_id: str, until: _dt.datetime) -> None:
+    def _sleep_until_spec(self, step_id: str, until: _dt.datetime) -> _OpSpec:
         if not isinstance(until, _dt.datetime):
             raise TypeError(f'step.sleep_until("{step_id}"): until must be a datetime')
         if until.tzinfo is None:
@@ -70,17 +91,16 @@ class _StepBase:
                 f'step.sleep_until("{step_id}"): until is a naive datetime; pass an aware one, '
                 "e.g. datetime(2030, 1, 1, tzinfo=timezone.utc)"
             )
-        self._replay.begin_op(step_id, "Sleep", name=iso_utc(until))
+        return _OpSpec(step_id, "Sleep", iso_utc(until), None)
 
-    def _wait_for_event(
+    def _wait_spec(
         self, step_id: str, event: str, timeout: Duration, if_exp: str | None
-    ) -> Event | None:
+    ) -> _OpSpec:
         what = f'step.wait_for_event("{step_id}")'
         opts = {"event": event, "if": if_exp, "timeout": to_time_string(timeout, what)}
-        memo = self._replay.begin_op(step_id, "WaitForEvent", name=event, opts=opts)
-        return None if memo is None else msgspec.convert(memo, Event, strict=False)
+        return _OpSpec(step_id, "WaitForEvent", event, opts, Event | None)
 
-    def _invoke_by_id(
+    def _invoke_spec(
         self,
         step_id: str,
         app_id: str | None,
@@ -89,23 +109,47 @@ class _StepBase:
         user: Mapping[str, Any] | None,
         timeout: Duration | None,
         v: str | None,
-    ) -> Any:
+        output_type: Any = None,
+    ) -> _OpSpec:
         what = f'step.invoke("{step_id}")'
         payload: dict[str, Any] = {"data": dict(data or {}), "v": v}
         if user is not None:
             payload["user"] = dict(user)
         opts = {
-            "function_id": f"{app_id or self._app_id}-{function_id}",
+            "function_id": f"{app_id or self._client.app_id}-{function_id}",
             "payload": payload,
             "timeout": None if timeout is None else to_time_string(timeout, what),
         }
-        return self._replay.begin_op(step_id, "InvokeFunction", opts=opts)
+        return _OpSpec(step_id, "InvokeFunction", None, opts, output_type)
+
+    def _function_spec(self, step_id: str, function: Function[Any], **kwargs: Any) -> _OpSpec:
+        return self._invoke_spec(
+            step_id,
+            function.app_id,
+            function.local_id,
+            output_type=declared_output_type(function.handler),
+            **kwargs,
+        )
 
 
 class Step(_StepBase):
     """``ctx.step`` of an async function. Every method is awaited."""
 
     __slots__ = ()
+
+    async def _lookup(self, step_id: str) -> tuple[_StepInfo, Any]:
+        info, value = self._replay.lookup(step_id)
+        if self._mw and not self._replay.replaying:
+            await self._mw.start()
+        return info, value
+
+    async def _server_op(self, spec: _OpSpec) -> Any:
+        info, value = await self._lookup(spec.user_id)
+        if value is not MISSING:
+            return value if spec.output_type is None else convert_output(value, spec.output_type)
+        op = spec.op(info)
+        await self._replay.settle(info, op)
+        self._replay.plan_op(info, op)
 
     async def run(
         self,
@@ -116,11 +160,14 @@ class Step(_StepBase):
     ) -> T:
         """Run ``handler(*handler_args)`` once per run and memoize its JSON result.
 
-        ``handler`` may be ``async`` or sync (a sync one runs in a worker thread).
+        ``handler`` may be ``async`` or sync (a sync one runs in a worker thread). Its return
+        annotation (or ``output_type``) decides the type a memoized value is decoded to.
         """
-        value = self._replay.begin_run(step_id)
-        if value is not RUN_NOW:
-            return cast(T, _typed(value, output_type))
+        info, value = await self._lookup(step_id)
+        if value is not MISSING:
+            return cast(T, _typed(value, output_type, handler))
+        await self._replay.settle(info, None)
+        self._replay.plan_run(info)
         try:
             output = await call_user(handler, handler_args, self._invoker)
         except Exception as exc:
@@ -129,30 +176,33 @@ class Step(_StepBase):
 
     async def sleep(self, step_id: str, duration: Duration) -> None:
         """Pause the run for ``duration`` (int ms, timedelta, or a string like ``"1h30m"``)."""
-        self._sleep(step_id, duration)
+        await self._server_op(self._sleep_spec(step_id, duration))
 
     async def sleep_until(self, step_id: str, until: _dt.datetime) -> None:
         """Pause the run until the aware datetime ``until``."""
-        self._sleep_until(step_id, until)
+        await self._server_op(self._sleep_until_spec(step_id, until))
 
     async def wait_for_event(
         self, step_id: str, *, event: str, timeout: Duration, if_exp: str | None = None
     ) -> Event | None:
         """Wait for an event named ``event`` (matching ``if_exp``); None on timeout."""
-        return self._wait_for_event(step_id, event, timeout, if_exp)
+        return cast(
+            "Event | None", await self._server_op(self._wait_spec(step_id, event, timeout, if_exp))
+        )
 
     async def invoke(
         self,
         step_id: str,
         *,
-        function: Function[Any],
+        function: Function[T],
         data: Mapping[str, Any] | None = None,
         user: Mapping[str, Any] | None = None,
         timeout: Duration | None = None,
         v: str | None = None,
-    ) -> Any:
-        """Run another function of this app and return its output."""
-        return self._invoke_by_id(step_id, None, function.local_id, data, user, timeout, v)
+    ) -> T:
+        """Run another function and return its output (decoded to its return annotation)."""
+        spec = self._function_spec(step_id, function, data=data, user=user, timeout=timeout, v=v)
+        return cast(T, await self._server_op(spec))
 
     async def invoke_by_id(
         self,
@@ -166,7 +216,13 @@ class Step(_StepBase):
         v: str | None = None,
     ) -> Any:
         """Run a function by id (of this app unless ``app_id`` is given); return its output."""
-        return self._invoke_by_id(step_id, app_id, function_id, data, user, timeout, v)
+        return await self._server_op(
+            self._invoke_spec(step_id, app_id, function_id, data, user, timeout, v)
+        )
+
+    async def send_event(self, step_id: str, events: Event | Sequence[Event]) -> list[str]:
+        """Send events once per run (a memoized step); return their ids."""
+        return await self.run(step_id, self._client.send, events)
 
 
 class StepSync(_StepBase):
@@ -174,13 +230,26 @@ class StepSync(_StepBase):
 
     __slots__ = ()
 
+    def _lookup(self, step_id: str) -> tuple[_StepInfo, Any]:
+        info, value = self._replay.lookup(step_id)
+        if self._mw and not self._replay.replaying:
+            self._mw.start_from_thread()
+        return info, value
+
+    def _server_op(self, spec: _OpSpec) -> Any:
+        info, value = self._lookup(spec.user_id)
+        if value is not MISSING:
+            return value if spec.output_type is None else convert_output(value, spec.output_type)
+        self._replay.plan_op(info, spec.op(info))
+
     def run(
         self, step_id: str, handler: Callable[..., T], *handler_args: Any, output_type: Any = EMPTY
     ) -> T:
         """Run ``handler(*handler_args)`` once per run and memoize its JSON result."""
-        value = self._replay.begin_run(step_id)
-        if value is not RUN_NOW:
-            return cast(T, _typed(value, output_type))
+        info, value = self._lookup(step_id)
+        if value is not MISSING:
+            return cast(T, _typed(value, output_type, handler))
+        self._replay.plan_run(info)
         try:
             output = handler(*handler_args)
         except Exception as exc:
@@ -189,30 +258,33 @@ class StepSync(_StepBase):
 
     def sleep(self, step_id: str, duration: Duration) -> None:
         """Pause the run for ``duration`` (int ms, timedelta, or a string like ``"1h30m"``)."""
-        self._sleep(step_id, duration)
+        self._server_op(self._sleep_spec(step_id, duration))
 
     def sleep_until(self, step_id: str, until: _dt.datetime) -> None:
         """Pause the run until the aware datetime ``until``."""
-        self._sleep_until(step_id, until)
+        self._server_op(self._sleep_until_spec(step_id, until))
 
     def wait_for_event(
         self, step_id: str, *, event: str, timeout: Duration, if_exp: str | None = None
     ) -> Event | None:
         """Wait for an event named ``event`` (matching ``if_exp``); None on timeout."""
-        return self._wait_for_event(step_id, event, timeout, if_exp)
+        return cast(
+            "Event | None", self._server_op(self._wait_spec(step_id, event, timeout, if_exp))
+        )
 
     def invoke(
         self,
         step_id: str,
         *,
-        function: Function[Any],
+        function: Function[T],
         data: Mapping[str, Any] | None = None,
         user: Mapping[str, Any] | None = None,
         timeout: Duration | None = None,
         v: str | None = None,
-    ) -> Any:
-        """Run another function of this app and return its output."""
-        return self._invoke_by_id(step_id, None, function.local_id, data, user, timeout, v)
+    ) -> T:
+        """Run another function and return its output (decoded to its return annotation)."""
+        spec = self._function_spec(step_id, function, data=data, user=user, timeout=timeout, v=v)
+        return cast(T, self._server_op(spec))
 
     def invoke_by_id(
         self,
@@ -226,7 +298,13 @@ class StepSync(_StepBase):
         v: str | None = None,
     ) -> Any:
         """Run a function by id (of this app unless ``app_id`` is given); return its output."""
-        return self._invoke_by_id(step_id, app_id, function_id, data, user, timeout, v)
+        return self._server_op(
+            self._invoke_spec(step_id, app_id, function_id, data, user, timeout, v)
+        )
+
+    def send_event(self, step_id: str, events: Event | Sequence[Event]) -> list[str]:
+        """Send events once per run (a memoized step); return their ids."""
+        return self.run(step_id, self._client.send_sync, events)
 
 
 class Group:

@@ -1,0 +1,71 @@
+"""Rich step and function outputs: values travel as JSON and come back as their declared type.
+
+A callable's return annotation decides, when it names a type JSON alone cannot restore: a
+msgspec Struct, a dataclass, a pydantic model, datetime/date/time, UUID, Decimal or an Enum,
+also inside containers (``list[Order]``). Plain JSON types are left as they are.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as _dt
+import decimal
+import enum
+import typing
+import uuid
+import weakref
+from typing import Any
+
+import msgspec
+
+__all__: list[str] = []
+
+_RICH = (_dt.datetime, _dt.date, _dt.time, _dt.timedelta, uuid.UUID, decimal.Decimal, enum.Enum)
+_cache: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+
+
+def _is_pydantic(tp: Any) -> bool:
+    return isinstance(tp, type) and hasattr(tp, "model_validate") and hasattr(tp, "model_dump")
+
+
+def _is_rich(tp: Any) -> bool:
+    if isinstance(tp, type):
+        return (
+            issubclass(tp, (msgspec.Struct, *_RICH))
+            or dataclasses.is_dataclass(tp)
+            or _is_pydantic(tp)
+        )
+    return any(_is_rich(arg) for arg in typing.get_args(tp))
+
+
+def declared_output_type(fn: Any) -> Any:
+    """The return annotation of ``fn`` if it is a rich type, else None. Cached per callable."""
+    annotations = getattr(fn, "__annotations__", None)
+    if not annotations or "return" not in annotations:
+        return None  # the common case (lambdas, unannotated callables): no work at all
+    with contextlib.suppress(KeyError, TypeError):
+        return _cache[fn]
+    try:
+        hint = typing.get_type_hints(fn).get("return")
+    except Exception:  # unresolved forward references: treat as plain JSON
+        hint = None
+    result = hint if hint is not None and _is_rich(hint) else None
+    with contextlib.suppress(TypeError):  # not weak-referenceable
+        _cache[fn] = result
+    return result
+
+
+def convert_output(value: Any, output_type: Any) -> Any:
+    """Decode a JSON value into ``output_type`` (msgspec types, dataclasses, pydantic)."""
+    if _is_pydantic(output_type):
+        return output_type.model_validate(value)
+    if not isinstance(output_type, type) and _contains_pydantic(output_type):
+        import pydantic  # only reached when the user's own types are pydantic models
+
+        return pydantic.TypeAdapter(output_type).validate_python(value)
+    return msgspec.convert(value, output_type, strict=False)
+
+
+def _contains_pydantic(tp: Any) -> bool:
+    return any(_is_pydantic(arg) or _contains_pydantic(arg) for arg in typing.get_args(tp))
