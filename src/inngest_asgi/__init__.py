@@ -16,7 +16,7 @@
 
 from ._asgi import InngestASGI
 from ._client import Inngest
-from ._context import Context, ContextSync
+from ._context import Context, ContextSync, ReplayFilter
 from ._errors import (
     ConfigError,
     InngestError,
@@ -27,6 +27,14 @@ from ._errors import (
     StepError,
 )
 from ._function import Function
+from ._middleware import (
+    Middleware,
+    MiddlewareSync,
+    SendEventsResult,
+    StepMemos,
+    TransformOutputResult,
+    TransformOutputStepInfo,
+)
 from ._step import Group, GroupSync, ParallelMode, Step, StepSync
 from ._triggers import TriggerCron, TriggerEvent
 from ._version import __version__
@@ -45,14 +53,21 @@ __all__ = [
     "InngestASGI",
     "InngestError",
     "InngestWSGI",
+    "Middleware",
+    "MiddlewareSync",
     "NonRetriableError",
     "ParallelMode",
     "RegistrationError",
+    "ReplayFilter",
     "RetryAfterError",
     "SendEventsError",
+    "SendEventsResult",
     "Step",
     "StepError",
+    "StepMemos",
     "StepSync",
+    "TransformOutputResult",
+    "TransformOutputStepInfo",
     "TriggerCron",
     "TriggerEvent",
     "__version__",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import logging
 from typing import TYPE_CHECKING, Any
@@ -12,7 +13,25 @@ if TYPE_CHECKING:
     from ._engine import Replay
     from ._step import Group, GroupSync, Step, StepSync
 
-__all__ = ["Context", "ContextSync"]
+__all__ = ["Context", "ContextSync", "ReplayFilter"]
+
+#: The replay of the function running in this context (copied into worker threads).
+current_replay: contextvars.ContextVar[Replay | None] = contextvars.ContextVar(
+    "inngest_asgi_replay", default=None
+)
+
+
+class ReplayFilter(logging.Filter):
+    """A logging filter that drops records emitted while a function replays memoized steps.
+
+    ``ctx.logger`` already behaves this way; attach this filter to your own loggers (or
+    handlers) for the same effect: ``logging.getLogger("myapp").addFilter(ReplayFilter())``.
+    Records logged outside a function run always pass.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        replay = current_replay.get()
+        return replay is None or not replay.replaying
 
 
 class ReplayAwareLogger(logging.LoggerAdapter):  # type: ignore[type-arg]

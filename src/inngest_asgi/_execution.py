@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from ._context import Context, ContextSync, ReplayAwareLogger
+from ._context import Context, ContextSync, ReplayAwareLogger, current_replay
 from ._durations import iso_utc
 from ._engine import Interrupt, OutputUnserializableError, Replay, encode_output, error_body
 from ._errors import BadRequestError, NonRetriableError, ProtocolError, RetryAfterError, StepError
@@ -81,6 +81,7 @@ async def execute(
         ctx = ContextSync(step=step_sync, group=GroupSync(replay), **fields)
     failure: Exception | None = None
     output: Any = None
+    token = current_replay.set(replay)
     try:
         if mw:
             await mw.call("transform_input", ctx, fn, StepMemos(call.steps))
@@ -96,6 +97,7 @@ async def execute(
         failure = exc
     finally:
         replay.release()
+        current_replay.reset(token)
 
     if mw.started:
         await mw.call("after_execution", reverse=True)

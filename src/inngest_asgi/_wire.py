@@ -8,12 +8,16 @@ whose message names the JSON path (``... at `$.ctx.run_id```), which the handler
 from __future__ import annotations
 
 import datetime as _dt
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import msgspec
 from msgspec import UNSET, UnsetType
 
+from ._types import convert_output
+
 __all__ = ["Event"]
+
+T = TypeVar("T")
 
 
 class Event(msgspec.Struct, kw_only=True):
@@ -29,6 +33,12 @@ class Event(msgspec.Struct, kw_only=True):
     ts: int = 0
     user: dict[str, Any] | None = None
     v: str | None = None
+
+    def data_as(self, data_type: type[T]) -> T:
+        """``data`` decoded into a typed model: a msgspec Struct, a dataclass, a TypedDict or a
+        pydantic model. Raises :class:`msgspec.ValidationError` (or pydantic's) naming the
+        field that does not fit."""
+        return cast(T, convert_output(self.data, data_type))
 
 
 class CallStack(msgspec.Struct):
