@@ -7,15 +7,17 @@ server and real gunicorn sync workers (see ``tests/apps/serving.py`` for the app
 
 from __future__ import annotations
 
+import concurrent.futures
 from typing import Any
 
 import httpx
 import msgspec
 import pytest
 
+from inngest_asgi import Inngest, InngestASGI
 from tests.apps import serving
 
-from .conftest import Transport
+from .conftest import TestClient, Transport, uvicorn_server
 from .protocol import call_body, drive, step_id
 
 APP = serving.APP_ID
@@ -360,3 +362,44 @@ def test_chunked_body_under_the_limit_is_served(name: str, request: pytest.Fixtu
     )
     assert response.request.headers.get("transfer-encoding") == "chunked"
     assert (response.status_code, response.json()) == (200, "ran")
+
+
+# --- standalone and concurrent serving -------------------------------------------------------
+
+
+def test_lifespan_shutdown_passes_through(fake_api_server: Any) -> None:
+    app, other = serving.asgi_wrap(fake_api_server.url)
+    with TestClient(app) as http:
+        assert http.get("/").text == "home"
+        assert other.lifespan == ["lifespan.startup"]
+    assert other.lifespan == ["lifespan.startup", "lifespan.shutdown"]
+
+
+def test_standalone_app_under_uvicorn() -> None:
+    """``uvicorn module:app`` with a bare ``InngestASGI``: it answers lifespan itself and
+    serves every path."""
+    client = Inngest(app_id="standalone-app", is_production=False)
+    fns = serving.make_functions(client)
+    app = InngestASGI(client, fns)
+    with uvicorn_server(app, lifespan="on") as url, httpx.Client(base_url=url) as http:
+        assert http.get("/api/inngest").json()["function_count"] == len(fns)
+        assert http.get("/anything").json()["mode"] == "dev"
+        run = drive(http, "standalone-app-steps-sync", path="/x")
+        assert (run.status, run.output["a"]) == (200, 2)
+
+
+@pytest.mark.parametrize("name", ["uvicorn", "gunicorn"])
+@pytest.mark.parametrize("kind", ["async", "sync"])
+def test_concurrent_runs(name: str, kind: str, request: pytest.FixtureRequest) -> None:
+    """Several runs at once through a real server; each sees only its own memoized steps."""
+    transport: Transport = request.getfixturevalue(f"{name}_transport")
+
+    def one(n: int) -> Any:
+        event = {"name": "app/steps", "data": {"n": n}, "id": f"E{n}", "ts": 1700000000000}
+        return drive(transport.http, fn(f"steps-{kind}"), path=transport.path(), event=event)
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=6) as pool:
+        runs = list(pool.map(one, range(12)))
+    assert [(r.status, r.output["a"], r.output["b"]) for r in runs] == [
+        (200, 2 * n, 2 * n + 1) for n in range(12)
+    ]
