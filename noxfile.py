@@ -31,3 +31,28 @@ def typecheck(session: nox.Session) -> None:
     """mypy --strict on src/."""
     session.install("-e", ".[test]", "mypy>=1.11")
     session.run("mypy", "--strict", "src")
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """Run examples/demo_app.py end to end with `inngest-asgi dev`; fails if the run does not
+    complete."""
+    session.install(".[dev]")
+    session.run(
+        "inngest-asgi",
+        "dev",
+        "--app-dir",
+        "examples",
+        "demo_app:app",
+        "--port",
+        "0",
+        "--app-port",
+        "0",
+        "--send",
+        '{"name": "demo/order.placed", "data": {"order_id": 42, "items": [3, 4]}}',
+        "--send",
+        '{"name": "demo/order.approved", "data": {"order_id": 42}}',
+        "--exit-when-done",
+        "--timeout",
+        "40",
+    )
