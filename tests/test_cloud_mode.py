@@ -384,3 +384,26 @@ def test_out_of_band_sync_with_a_bad_signature(
     headers = {"x-inngest-signature": sign_body(b"", OTHER_KEY)}
     assert_unauthorized(transport.http.put(transport.path("cloud"), headers=headers))
     assert inngest_api.requests == []
+
+
+DEEP = b'{"a":' * 50_000 + b"1" + b"}" * 50_000
+
+
+@pytest.mark.parametrize("method", ["GET", "POST", "PUT"])
+def test_deeply_nested_body_with_a_signature(
+    transport: Transport, inngest_api: FakeInngestAPI, no_user_code: Any, method: str
+) -> None:
+    """Verification re-canonicalizes a body whose raw bytes do not match: a body nested past
+    the decoder's recursion limit must be refused (401 or 400), not crash the shell."""
+    headers = {"x-inngest-signature": sign_body(b"{}", SK), "x-inngest-sync-kind": "in_band"}
+    response = transport.http.request(
+        method,
+        transport.path("cloud"),
+        params={"fnId": fn("hello"), "stepId": "step"},
+        content=DEEP,
+        headers=headers,
+    )
+    assert response.status_code in (400, 401), response.text[:200]
+    assert response.headers["x-inngest-sdk"].startswith("inngest-asgi:v")
+    assert "x-inngest-signature" not in response.headers
+    assert inngest_api.requests == []

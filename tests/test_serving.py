@@ -403,3 +403,17 @@ def test_concurrent_runs(name: str, kind: str, request: pytest.FixtureRequest) -
     assert [(r.status, r.output["a"], r.output["b"]) for r in runs] == [
         (200, 2 * n, 2 * n + 1) for n in range(12)
     ]
+
+
+@pytest.mark.usefixtures("no_user_code")
+@pytest.mark.parametrize("shape", ["object", "array-in-field"])
+def test_deeply_nested_body_is_refused(transport: Transport, shape: str) -> None:
+    """JSON nested deeper than the decoder's recursion limit is malformed input, not a crash."""
+    depth = 50_000
+    if shape == "object":
+        body = b'{"a":' * depth + b"1" + b"}" * depth
+    else:
+        body = msgspec.json.encode(call_body())[:-1] + b',"pad":' + b"[" * depth + b"]" * depth
+        body += b"}"
+    response = post(transport, "sentinel", body)
+    assert_refused(transport, response, 400, "body_invalid")
