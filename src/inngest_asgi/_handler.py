@@ -177,6 +177,12 @@ class ServeHandler:
             response = protocol_error_response(exc)
             if isinstance(exc, UnauthorizedError):
                 key = None
+        except RecursionError:
+            # The JSON decoders recurse once per nesting level, and user code cannot get here
+            # (execute() catches its errors): the body is nested too deeply to read.
+            response = protocol_error_response(
+                BadRequestError("request body is nested too deeply", code="body_invalid")
+            )
         return self._finish(response, key)
 
     def reject(self, error: ProtocolError) -> Response:
