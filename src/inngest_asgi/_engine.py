@@ -14,6 +14,9 @@ outcome back. Rules (PROTOCOL.md §10.2-10.7):
   outside a parallel group and skips its branch inside one.
 * Inside a parallel group new steps are collected, not reported one by one: each stops only its
   own branch, and all are reported together when the group ends.
+* In async functions, new steps that start in the same event-loop iteration (``asyncio.gather``)
+  meet in :meth:`Replay.settle` and are treated like a parallel group: planned together, or,
+  under targeting, the target runs while its siblings wait and then unwind.
 
 Stopping unwinds user code with :class:`Interrupt`, a :class:`BaseException`, so that
 ``except Exception`` cannot swallow it. The ops are recorded before raising, so even a bare
