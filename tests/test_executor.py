@@ -357,7 +357,8 @@ async def test_steps_run_in_order(h: Harness, fn: str) -> None:
     await h.ex.run_until_idle()
     run = h.only_run(fn)
     assert run.status is RunStatus.COMPLETED
-    assert run.output["a"] == 2 and run.output["b"] == 20
+    assert run.output["a"] == 2
+    assert run.output["b"] == 20
     assert [(s.name, s.kind, s.status) for s in run.steps] == [
         ("a", "run", StepStatus.COMPLETED),
         ("b", "run", StepStatus.COMPLETED),
@@ -409,11 +410,13 @@ async def test_event_api_shapes(hp: Harness) -> None:
     async with httpx.AsyncClient(base_url=hp.api_url) as http:
         one = await http.post("/e/any-key", json={"name": "t/nothing", "data": {"a": 1}})
         assert one.status_code == 200
-        assert one.json()["status"] == 200 and len(one.json()["ids"]) == 1
+        assert one.json()["status"] == 200
+        assert len(one.json()["ids"]) == 1
         many = await http.post("/e/any-key", json=[{"name": "t/x"}, {"name": "t/y", "id": "k"}])
         assert many.json()["ids"][1] == "k"
         bad = await http.post("/e/any-key", json={"data": {}})
-        assert bad.status_code == 400 and bad.json()["ids"] == []
+        assert bad.status_code == 400
+        assert bad.json()["ids"] == []
         missing = await http.get("/v0/runs/nope/actions")
         assert missing.status_code == 404
 
@@ -512,7 +515,8 @@ async def test_function_error_retries_then_fails_and_emits_failed_event(hp: Harn
     assert handler.event["data"]["event"]["name"] == "t/fn-error"
     assert handler.output == "handled attempt 2 failed"
     names = [e["name"] for e in hp.ex.events]
-    assert "inngest/function.failed" in names and "inngest/function.finished" in names
+    assert "inngest/function.failed" in names
+    assert "inngest/function.finished" in names
 
 
 async def test_no_retry_header_fails_at_once(hp: Harness) -> None:
@@ -521,7 +525,8 @@ async def test_no_retry_header_fails_at_once(hp: Harness) -> None:
     run = hp.only_run("no-retry")
     assert run.status is RunStatus.FAILED
     assert run.requests == 1
-    assert run.error is not None and run.error["name"] == "NonRetriableError"
+    assert run.error is not None
+    assert run.error["name"] == "NonRetriableError"
 
 
 async def test_retry_after_is_respected(hp: Harness) -> None:
@@ -553,7 +558,8 @@ async def test_unreachable_app_is_retried_then_failed(hp: Harness) -> None:
     [run] = hp.ex.runs_for("gone-steps")
     assert run.status is RunStatus.FAILED
     assert run.requests == 5  # default: 4 retries
-    assert run.error is not None and "could not reach app" in run.error["message"]
+    assert run.error is not None
+    assert "could not reach app" in run.error["message"]
 
 
 # --- triggers ----------------------------------------------------------------------------------
@@ -610,7 +616,8 @@ async def test_cancel_on_event(hp: Harness) -> None:
     hp.send("t/stop", {"id": 2})
     await hp.ex.advance(dt.timedelta(days=1, minutes=1))
     first, second = hp.ex.runs_for(fn.id)
-    assert first.status is RunStatus.COMPLETED and first.output == "woke"
+    assert first.status is RunStatus.COMPLETED
+    assert first.output == "woke"
     assert second.status is RunStatus.CANCELLED
     assert any(e["name"] == "inngest/function.cancelled" for e in hp.ex.events)
 
@@ -692,4 +699,5 @@ async def test_unsigned_responses_are_refused_in_cloud_mode(hp: Harness) -> None
         await ex.advance(60)
         [run] = ex.runs_for(f"{APP_ID}-steps")
         assert run.status is RunStatus.FAILED
-        assert run.error is not None and run.error["name"] == "SignatureError"
+        assert run.error is not None
+        assert run.error["name"] == "SignatureError"
