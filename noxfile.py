@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+
 import nox
 
 nox.options.default_venv_backend = "uv|virtualenv"
@@ -9,6 +13,21 @@ nox.options.sessions = ["lint", "typecheck", "tests"]
 nox.options.error_on_missing_interpreters = False
 
 PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
+
+# Run on the interpreters this machine has; never download one.
+os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")
+# pyenv's shims only answer for active versions: make every installed 3.10-3.13 active.
+_pyenv = shutil.which("pyenv")
+if _pyenv and "PYENV_VERSION" not in os.environ:
+    _installed = subprocess.run(
+        [_pyenv, "versions", "--bare"], capture_output=True, text=True, check=False
+    ).stdout.split()
+    _wanted = [v for v in _installed if v.startswith(tuple(f"{p}." for p in PYTHONS))]
+    _current = subprocess.run(
+        [_pyenv, "version-name"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    if _wanted:  # the active version stays first, so plain `python3` does not change
+        os.environ["PYENV_VERSION"] = ":".join(dict.fromkeys([*_current.split(":"), *_wanted]))
 
 
 @nox.session(python=PYTHONS)
