@@ -11,11 +11,12 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.routing import Mount
+from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 from inngest_asgi import Inngest, InngestASGI, InngestWSGI, TriggerEvent
 from tests.apps import serving
 
-from .conftest import FakeInngestAPI, TestClient, Transport
+from .conftest import FakeInngestAPI, TestClient, Transport, uvicorn_server
 from .protocol import call_body
 
 APP = serving.APP_ID
@@ -235,15 +236,19 @@ def test_unreachable_api_is_a_failure(shell: Any, dead_url: str) -> None:
     assert "Traceback" not in response.text
 
 
-def synced_url(http: httpx.Client, api: FakeInngestAPI, path: str = "/api/inngest") -> str:
+def synced_url(
+    http: httpx.Client, api: FakeInngestAPI, path: str = "/api/inngest", *, full: bool = False
+) -> str:
+    """Sync through ``http``; the app URL it registered (``full``: serving.make_functions)."""
     response = http.put(path)
     assert response.status_code == 200, response.text
     (sent,) = api.registrations
     body = sent.json()
-    (function,) = body["functions"]
-    assert function["steps"]["step"]["runtime"]["url"] == (
-        f"{body['url']}?fnId=sync-app-only&stepId=step"
-    )
+    for function in body["functions"]:
+        assert function["steps"]["step"]["runtime"]["url"] == (
+            f"{body['url']}?fnId={function['id']}&stepId=step"
+        )
+    assert len(body["functions"]) == (12 if full else 1)
     return str(body["url"])
 
 
@@ -317,3 +322,41 @@ def test_serve_path_is_used_verbatim_under_a_mount(inngest_api: FakeInngestAPI) 
         url = synced_url(http, inngest_api)
         assert url == "http://testserver/api/inngest"
         assert http.get(urlsplit(url).path, follow_redirects=False).status_code == 307
+
+
+# --- a root path (uvicorn --root-path, or a wrap mounted under a prefix) -------------------
+
+
+def test_wrap_under_uvicorn_root_path(inngest_api: FakeInngestAPI) -> None:
+    """Behind a proxy that strips ``/prefix`` (``uvicorn --root-path /prefix``), the wrap
+    still serves its path, and registers the public URL, prefix included."""
+    app, _ = serving.asgi_wrap(inngest_api.url)
+    with uvicorn_server(app, root_path="/prefix") as url, httpx.Client(base_url=url) as http:
+        assert http.get("/").text == "home"
+        assert http.get("/api/inngest").json()["mode"] == "dev"
+        assert synced_url(http, inngest_api, full=True) == f"{url}/prefix/api/inngest"
+
+
+def test_wrap_mounted_under_a_prefix(inngest_api: FakeInngestAPI) -> None:
+    app, _ = serving.asgi_wrap(inngest_api.url)
+    with TestClient(Starlette(routes=[Mount("/sub", app)])) as http:
+        assert http.get("/sub/").text == "home"
+        assert http.get("/sub/api/inngest").json()["mode"] == "dev"
+        assert synced_url(http, inngest_api, "/sub/api/inngest", full=True) == (
+            "http://testserver/sub/api/inngest"
+        )
+
+
+def test_wsgi_wrap_mounted_under_a_prefix(inngest_api: FakeInngestAPI) -> None:
+    """Under a WSGI dispatcher the prefix is in ``SCRIPT_NAME``: the wrap routes on
+    ``PATH_INFO`` and registers the full URL."""
+    app = DispatcherMiddleware(
+        serving.plain_home, {"/sub": serving.wsgi_chain(inngest_api.url, serving.plain_home)}
+    )
+    transport = httpx.WSGITransport(app=app)
+    with httpx.Client(transport=transport, base_url="http://testserver") as http:
+        assert http.get("/sub/").text == "home"
+        assert http.get("/sub/api/inngest").json()["mode"] == "dev"
+        assert synced_url(http, inngest_api, "/sub/api/inngest", full=True) == (
+            "http://testserver/sub/api/inngest"
+        )

@@ -289,11 +289,12 @@ def flask_app(api_url: str) -> flask.Flask:
     return app
 
 
-def _plain_home(environ: Any, start_response: Any) -> list[bytes]:
+def plain_home(environ: Any, start_response: Any) -> list[bytes]:
+    """A bare WSGI app answering ``home``."""
     start_response("200 OK", [("content-type", "text/plain")])
     return [b"home"]
 
 
 def wsgi_from_env() -> InngestWSGI:
     """Factory for gunicorn: ``gunicorn 'tests.apps.serving:wsgi_from_env()'``."""
-    return wsgi_chain(os.environ["SERVING_API_URL"], _plain_home)
+    return wsgi_chain(os.environ["SERVING_API_URL"], plain_home)
