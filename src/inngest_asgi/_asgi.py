@@ -58,7 +58,7 @@ class InngestASGI:
         self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
     ) -> None:
         if scope["type"] == "http" and (
-            self.app is None or normalize_path(scope["path"]) == self.path
+            self.app is None or normalize_path(_route_path(scope)) == self.path
         ):
             await self._serve(scope, receive, send)
         elif self.app is not None:
@@ -94,6 +94,15 @@ class InngestASGI:
                 break
         request = Request(scope["method"], _url(scope, headers), headers, b"".join(chunks))
         await _respond(send, await self.handler.handle(request, self._invoker))
+
+
+def _route_path(scope: HTTPScope) -> str:
+    """The path below the app's root: uvicorn (``--root-path``) and Starlette mounts keep the
+    root path in ``path``; ``path`` is compared to ``self.path`` without it."""
+    root, path = scope.get("root_path", "").rstrip("/"), scope["path"]
+    if root and (path == root or path.startswith(root + "/")):
+        return path[len(root) :]
+    return path
 
 
 def _url(scope: HTTPScope, headers: dict[str, str]) -> str:

@@ -50,10 +50,9 @@ class InngestWSGI:
         self._handle = async_to_sync(self.handler.handle)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        if self.app is not None:
-            full = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
-            if normalize_path(full) != self.path:
-                return self.app(environ, start_response)
+        # SCRIPT_NAME is where this app is mounted; it routes on PATH_INFO, below it.
+        if self.app is not None and normalize_path(environ.get("PATH_INFO", "")) != self.path:
+            return self.app(environ, start_response)
         response = self._serve(environ)
         start_response(
             f"{response.status} {HTTPStatus(response.status).phrase}",
