@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import pytest
 
 import inngest_asgi as inngest
 from inngest_asgi._engine import hash_step_id
 
 from .core import call, handler, json
+from .protocol import drive
 
 trigger = inngest.TriggerEvent(event="app/hello")
 
@@ -185,3 +187,38 @@ def test_bad_middleware_is_rejected() -> None:
 
 def test_middleware_sync_is_an_alias() -> None:
     assert inngest.MiddlewareSync is inngest.Middleware
+
+
+@pytest.mark.parametrize("async_fn", [True, False], ids=["async-fn", "sync-fn"])
+def test_async_and_sync_hooks_under_wsgi(async_fn: bool) -> None:
+    """Under InngestWSGI the function may run on the request thread while async hooks need an
+    event loop: both kinds still run, in order."""
+    log: list[str] = []
+    client = inngest.Inngest(
+        app_id="mw-wsgi",
+        is_production=False,
+        middleware=[
+            _recorder(log, "a", async_hooks=True),
+            _recorder(log, "s", async_hooks=False),
+        ],
+    )
+    if async_fn:
+
+        @client.create_function(fn_id="f", trigger=trigger)
+        async def fn(ctx: inngest.Context) -> int:
+            return await ctx.step.run("one", lambda: 1)
+
+    else:
+
+        @client.create_function(fn_id="f", trigger=trigger)
+        def fn(ctx: inngest.ContextSync) -> int:
+            return ctx.step.run("one", lambda: 1)
+
+    app = inngest.InngestWSGI(client, [fn])
+    with httpx.Client(transport=httpx.WSGITransport(app=app), base_url="http://t") as http:
+        run = drive(http, fn.id)
+    assert (run.status, run.output, run.requests) == (200, 1, 2)
+    # Request 1 runs the step; request 2 replays it and returns.
+    assert log.count("a.before_execution") == 2
+    assert log.count("s.before_execution") == 2
+    assert log.index("a.before_execution") < log.index("s.before_execution")
