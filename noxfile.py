@@ -16,18 +16,24 @@ PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
 
 # Run on the interpreters this machine has; never download one.
 os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")
-# pyenv's shims only answer for active versions: make every installed 3.10-3.13 active.
+# pyenv's shims only answer for active versions (and `pyenv exec` pins PYENV_VERSION to the one
+# running nox): make every installed 3.10-3.13 active, keeping the current one first.
 _pyenv = shutil.which("pyenv")
-if _pyenv and "PYENV_VERSION" not in os.environ:
+if _pyenv:
     _installed = subprocess.run(
         [_pyenv, "versions", "--bare"], capture_output=True, text=True, check=False
     ).stdout.split()
+    _current = (
+        os.environ.get("PYENV_VERSION")
+        or subprocess.run(
+            [_pyenv, "version-name"], capture_output=True, text=True, check=False
+        ).stdout.strip()
+    )
     _wanted = [v for v in _installed if v.startswith(tuple(f"{p}." for p in PYTHONS))]
-    _current = subprocess.run(
-        [_pyenv, "version-name"], capture_output=True, text=True, check=False
-    ).stdout.strip()
-    if _wanted:  # the active version stays first, so plain `python3` does not change
-        os.environ["PYENV_VERSION"] = ":".join(dict.fromkeys([*_current.split(":"), *_wanted]))
+    if _wanted:
+        os.environ["PYENV_VERSION"] = ":".join(
+            dict.fromkeys([*filter(None, _current.split(":")), *_wanted])
+        )
 
 
 @nox.session(python=PYTHONS)
