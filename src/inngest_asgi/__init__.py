@@ -35,6 +35,17 @@ from ._middleware import (
     TransformOutputResult,
     TransformOutputStepInfo,
 )
+from ._options import (
+    Batch,
+    Cancel,
+    Concurrency,
+    Debounce,
+    Priority,
+    RateLimit,
+    Singleton,
+    Throttle,
+    Timeouts,
+)
 from ._step import Group, GroupSync, ParallelMode, Step, StepSync
 from ._triggers import TriggerCron, TriggerEvent
 from ._version import __version__
@@ -42,9 +53,13 @@ from ._wire import Event
 from ._wsgi import InngestWSGI
 
 __all__ = [
+    "Batch",
+    "Cancel",
+    "Concurrency",
     "ConfigError",
     "Context",
     "ContextSync",
+    "Debounce",
     "Event",
     "Function",
     "Group",
@@ -57,15 +72,20 @@ __all__ = [
     "MiddlewareSync",
     "NonRetriableError",
     "ParallelMode",
+    "Priority",
+    "RateLimit",
     "RegistrationError",
     "ReplayFilter",
     "RetryAfterError",
     "SendEventsError",
     "SendEventsResult",
+    "Singleton",
     "Step",
     "StepError",
     "StepMemos",
     "StepSync",
+    "Throttle",
+    "Timeouts",
     "TransformOutputResult",
     "TransformOutputStepInfo",
     "TriggerCron",

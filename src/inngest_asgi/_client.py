@@ -10,10 +10,22 @@ from typing import Any, TypeVar
 
 from ._config import Settings, resolve
 from ._errors import ConfigError, SendEventsError
-from ._function import Function, check_function_options
+from ._function import Function, check_function_options, check_more_options
 from ._http import send_events, send_events_sync
 from ._invoke import ThreadPoolInvoker
 from ._middleware import MiddlewareFactory, MiddlewareRunner, SendEventsResult
+from ._options import (
+    Batch,
+    Cancel,
+    Concurrency,
+    Debounce,
+    Priority,
+    RateLimit,
+    Singleton,
+    Throttle,
+    Timeouts,
+)
+from ._step import EMPTY
 from ._triggers import Trigger
 from ._wire import Event
 
@@ -131,20 +143,63 @@ class Inngest:
         trigger: Trigger | Sequence[Trigger],
         name: str | None = None,
         retries: int | None = None,
+        batch_events: Batch | None = None,
+        cancel: Sequence[Cancel] | None = None,
+        concurrency: Sequence[Concurrency] | None = None,
+        debounce: Debounce | None = None,
+        idempotency: str | None = None,
+        middleware: Sequence[MiddlewareFactory] | None = None,
+        on_failure: Callable[..., Any] | None = None,
+        on_cancel: Callable[..., Any] | None = None,
+        output_type: Any = EMPTY,
+        priority: Priority | None = None,
+        rate_limit: RateLimit | None = None,
+        throttle: Throttle | None = None,
+        timeouts: Timeouts | None = None,
+        singleton: Singleton | None = None,
     ) -> Callable[[Callable[..., Any]], Function[Any]]:
         """Decorator turning ``async def fn(ctx: Context)`` or ``def fn(ctx: ContextSync)``
         into a :class:`Function`.
 
         ``trigger`` is a :class:`TriggerEvent`, a :class:`TriggerCron` or a list of them;
         ``retries`` is the number of retries after the first attempt (0-20, server default 4).
+        ``on_failure`` / ``on_cancel`` (sync or async, each on its own) run as companion
+        functions when a run fails for good or is cancelled. The flow-control options are
+        described in docs/function-options.md; a bad value raises :class:`ConfigError` here.
         """
         fn_id, triggers = check_function_options(fn_id, trigger, name, retries)
+        options = check_more_options(
+            fn_id,
+            on_failure=on_failure,
+            on_cancel=on_cancel,
+            middleware=middleware,
+            batch_events=batch_events,
+            cancel=cancel,
+            concurrency=concurrency,
+            debounce=debounce,
+            idempotency=idempotency,
+            priority=priority,
+            rate_limit=rate_limit,
+            throttle=throttle,
+            timeouts=timeouts,
+            singleton=singleton,
+        )
 
         def decorator(handler: Callable[..., Any]) -> Function[Any]:
             if not callable(handler):
                 raise ConfigError(f"create_function(fn_id={fn_id!r}) must decorate a function")
             return Function(
-                self, fn_id=fn_id, handler=handler, triggers=triggers, name=name, retries=retries
+                self,
+                fn_id=fn_id,
+                handler=handler,
+                triggers=triggers,
+                name=name,
+                retries=retries,
+                options=options,
+                middleware=middleware,
+                on_failure=on_failure,
+                on_cancel=on_cancel,
+                output_type=output_type,
             )
 
         return decorator

@@ -96,6 +96,7 @@ class ServeHandler:
         self._framework = framework
         self._clock = clock
         self._functions: dict[str, Function[Any]] = {}
+        function_count = 0
         for fn in functions:
             if not isinstance(fn, Function):
                 raise ConfigError(
@@ -106,9 +107,13 @@ class ServeHandler:
                 raise ConfigError(
                     f"function {fn.id!r} belongs to app {fn.app_id!r}, not this client"
                 )
-            if fn.id in self._functions:
-                raise ConfigError(f"function id {fn.id!r} is used twice")
-            self._functions[fn.id] = fn
+            # on_failure / on_cancel companions are served and synced as functions of their
+            # own, but not counted in introspection's function_count (PROTOCOL.md §7).
+            for served in (fn, *fn.companions):
+                if served.id in self._functions:
+                    raise ConfigError(f"function id {served.id!r} is used twice")
+                self._functions[served.id] = served
+            function_count += 1
         self._headers = {
             **base_headers(settings),
             "x-inngest-framework": framework,
@@ -118,7 +123,7 @@ class ServeHandler:
         self._inspection_public = encoder.encode(
             {
                 "schema_version": _SCHEMA_VERSION,
-                "function_count": len(self._functions),
+                "function_count": function_count,
                 "has_event_key": has_event_key,
                 "has_signing_key": settings.signing_key is not None,
                 "has_signing_key_fallback": settings.signing_key_fallback is not None,
@@ -137,7 +142,7 @@ class ServeHandler:
             if has_event_key and settings.event_key
             else None,
             "framework": framework,
-            "function_count": len(self._functions),
+            "function_count": function_count,
             "has_event_key": has_event_key,
             "has_signing_key": settings.signing_key is not None,
             "has_signing_key_fallback": settings.signing_key_fallback is not None,

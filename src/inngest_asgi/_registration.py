@@ -31,6 +31,8 @@ def app_url(request_url: str, serve_origin: str | None, serve_path: str | None) 
 
 
 def function_config(fn: Function[Any], url: str) -> dict[str, Any]:
+    """One entry of ``functions`` (PROTOCOL.md §9): id, name, triggers, the HTTP step, and the
+    options already checked and put in wire form by ``create_function``."""
     step: dict[str, Any] = {
         "id": "step",
         "name": "step",
@@ -43,10 +45,13 @@ def function_config(fn: Function[Any], url: str) -> dict[str, Any]:
         "name": fn.name,
         "triggers": list(fn.triggers),
         "steps": {"step": step},
+        **fn.options,
     }
 
 
 def functions_config(functions: Iterable[Function[Any]], url: str) -> list[dict[str, Any]]:
+    """One config per function given; include companions (``on_failure``, ``on_cancel``) in
+    ``functions`` yourself, as :class:`~inngest_asgi._handler.ServeHandler` does."""
     return [function_config(fn, url) for fn in functions]
 
 
