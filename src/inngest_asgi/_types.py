@@ -30,13 +30,16 @@ def _is_pydantic(tp: Any) -> bool:
 
 
 def _is_rich(tp: Any) -> bool:
+    # Generics first (list[Order], Order | None): Python 3.10 counts list[X] as a type.
+    if typing.get_origin(tp) is not None:
+        return any(_is_rich(arg) for arg in typing.get_args(tp))
     if isinstance(tp, type):
         return (
             issubclass(tp, (msgspec.Struct, *_RICH))
             or dataclasses.is_dataclass(tp)
             or _is_pydantic(tp)
         )
-    return any(_is_rich(arg) for arg in typing.get_args(tp))
+    return False
 
 
 def declared_output_type(fn: Any) -> Any:
@@ -60,7 +63,7 @@ def convert_output(value: Any, output_type: Any) -> Any:
     """Decode a JSON value into ``output_type`` (msgspec types, dataclasses, pydantic)."""
     if _is_pydantic(output_type):
         return output_type.model_validate(value)
-    if not isinstance(output_type, type) and _contains_pydantic(output_type):
+    if typing.get_origin(output_type) is not None and _contains_pydantic(output_type):
         import pydantic  # only reached when the user's own types are pydantic models
 
         return pydantic.TypeAdapter(output_type).validate_python(value)
