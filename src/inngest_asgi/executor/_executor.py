@@ -6,7 +6,7 @@ import contextlib
 import datetime as _dt
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Literal
 
 import anyio
@@ -15,6 +15,7 @@ import httpx
 import msgspec
 
 from . import _cron, _expressions
+from ._api import ExecutorAPI
 from ._clock import Clock, RealClock, Timer, TimerQueue, VirtualClock
 from ._durations import parse_duration
 from ._ids import ulid
@@ -102,8 +103,6 @@ class Executor:
         self._wakeup = anyio.Event()
         self._tg: anyio.abc.TaskGroup | None = None
         self._stack: contextlib.AsyncExitStack | None = None
-        from ._api import ExecutorAPI
-
         #: The executor's HTTP API as an ASGI app (serve it on 127.0.0.1:8288 for ``dev``).
         self.api = ExecutorAPI(self)
 
@@ -589,6 +588,3 @@ class Executor:
         """Cancel a running run (emits ``inngest/function.cancelled``)."""
         state = self._state(run_id)
         self._loop.finish(state, RunStatus.CANCELLED)
-
-    def function_ids(self) -> Iterable[str]:
-        return list(self._functions)

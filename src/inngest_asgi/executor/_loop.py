@@ -146,6 +146,10 @@ class RunLoop:
         retrying = False
         try:
             retrying = await self._exchange(state, target, attempt)
+        except Exception as exc:
+            log.exception("%s: the executor failed handling a response", state.label())
+            error = {"name": type(exc).__name__, "message": f"executor error: {exc}"}
+            self.finish(state, RunStatus.FAILED, error=error)
         finally:
             if target == DISCOVERY and not retrying:
                 state.discovering = False

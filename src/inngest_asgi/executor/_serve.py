@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import socket
 from collections.abc import Generator
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 import anyio.abc
@@ -21,12 +21,19 @@ class UvicornServer:
     """
 
     def __init__(
-        self, app: Any, *, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning"
+        self,
+        app: Any,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        log_level: str = "warning",
+        lifespan: Literal["auto", "on", "off"] = "auto",
     ) -> None:
         self.app = app
         self.host = host
         self.port = port
         self.log_level = log_level
+        self.lifespan = lifespan
         self._server: Any = None
         self._stack: contextlib.AsyncExitStack | None = None
 
@@ -47,7 +54,7 @@ class UvicornServer:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.host, self.port))
         self.port = sock.getsockname()[1]
-        config = uvicorn.Config(self.app, log_level=self.log_level, lifespan="on")
+        config = uvicorn.Config(self.app, log_level=self.log_level, lifespan=self.lifespan)
         server = self._server = _Server(config)
         stack = contextlib.AsyncExitStack()
         stack.callback(sock.close)  # after the server has stopped using it
