@@ -473,6 +473,28 @@ async def test_invoked_function_failure_is_a_step_error(hp: Harness) -> None:
 # --- errors and retries ------------------------------------------------------------------------
 
 
+async def test_app_dates_follow_the_virtual_clock(hp: Harness) -> None:
+    # Apps compute sleep and retry-after dates from wall time; a clock already advanced by a
+    # day must not cut them short.
+    await hp.ex.advance(dt.timedelta(days=2))
+    hp.send("t/long")
+    hp.send("t/retry-after")
+    await hp.ex.advance(dt.timedelta(hours=23))
+    assert hp.only_run("long").step("wait-a-day").status is StepStatus.SLEEPING
+    assert hp.only_run("retry-after").status is RunStatus.COMPLETED
+    await hp.ex.advance(dt.timedelta(hours=2))
+    assert hp.only_run("long").output == "woke"
+
+
+async def test_retry_after_waits_on_an_advanced_clock(hp: Harness) -> None:
+    await hp.ex.advance(dt.timedelta(days=1))
+    hp.send("t/retry-after")
+    await hp.ex.advance(dt.timedelta(minutes=9))
+    assert hp.only_run("retry-after").status is RunStatus.RUNNING
+    await hp.ex.advance(dt.timedelta(minutes=2))
+    assert hp.only_run("retry-after").output == "attempt 1"
+
+
 async def test_step_error_is_retried_with_backoff(h: Harness) -> None:
     h.send("t/flaky-step")
     await h.ex.run_until_idle()

@@ -50,6 +50,7 @@ def test_parse_sleep_prefers_opts_duration_then_name() -> None:
     assert parse_sleep(None, "2030-01-02T00:00:00.000Z", NOW) == NOW + 86400
     assert parse_sleep(None, "5s", NOW) == NOW + 5
     assert parse_sleep(None, "2099-01-01T00:00:00Z", NOW) == NOW + 366 * 86400  # clamped
+    assert parse_sleep(None, "2030-01-02T00:00:00Z", NOW, offset=60) == NOW + 86400 + 60
     with pytest.raises(ValueError, match="no readable duration"):
         parse_sleep(None, "soon", NOW)
 
@@ -59,6 +60,7 @@ def test_parse_retry_after() -> None:
     assert parse_retry_after("0", NOW) == 1  # clamped up to 1 s
     assert parse_retry_after("2030-01-01T00:10:00.000Z", NOW) == 600
     assert parse_retry_after("Tue, 01 Jan 2030 00:00:20 GMT", NOW) == 20
+    assert parse_retry_after("2030-01-01T00:10:00Z", NOW + 3600, offset=3600) == 600
     assert parse_retry_after("2031-01-01T00:00:00Z", NOW) == 86400  # clamped to 24 h
     with pytest.raises(ValueError, match="unreadable"):
         parse_retry_after("later", NOW)
@@ -127,6 +129,14 @@ def test_bearer_forms() -> None:
     assert bearer_ok(f"Bearer signkey-test-{hashed}", SK)
     assert not bearer_ok("Bearer 00", SK)
     assert not bearer_ok(None, SK)
+
+
+def test_public_names() -> None:
+    from inngest_asgi import executor
+
+    assert executor.__all__ == sorted(executor.__all__)
+    for name in executor.__all__:
+        assert getattr(executor, name).__doc__, name
 
 
 def test_ulid_shape_and_order() -> None:

@@ -47,9 +47,10 @@ def parse_datetime(text: str) -> float:
     return moment.timestamp()
 
 
-def parse_sleep(duration: object, name: object, now: float) -> float:
+def parse_sleep(duration: object, name: object, now: float, offset: float = 0.0) -> float:
     """When a Sleep op wakes: ``opts.duration`` first, then ``name``, each a time string or
-    a date. Clamped to :data:`MAX_SLEEP` ahead; ValueError when neither can be read."""
+    a date (in wall time, shifted by the clock's ``offset``). Clamped to :data:`MAX_SLEEP`
+    ahead; ValueError when neither can be read."""
     for value in (duration, name):
         if not isinstance(value, str) or not value:
             continue
@@ -58,7 +59,7 @@ def parse_sleep(duration: object, name: object, now: float) -> float:
         except ValueError:
             pass
         try:
-            return min(parse_datetime(value), now + MAX_SLEEP)
+            return min(parse_datetime(value) + offset, now + MAX_SLEEP)
         except ValueError:
             pass
     raise ValueError(
@@ -66,10 +67,12 @@ def parse_sleep(duration: object, name: object, now: float) -> float:
     )
 
 
-def parse_retry_after(value: str, now: float) -> float:
+def parse_retry_after(value: str, now: float, offset: float = 0.0) -> float:
     """Delay in seconds from a ``retry-after`` header: seconds (up to 7 characters) or a date
-    (ISO-8601 or HTTP). Clamped to 1 s ... 24 h; ValueError when unreadable."""
+    (ISO-8601 or HTTP, in wall time, shifted by the clock's ``offset``). Clamped to
+    1 s ... 24 h; ValueError when unreadable."""
     text = value.strip()
+    now -= offset
     if len(text) <= 7 and text.replace(".", "", 1).isdigit():
         delay = float(text)
     else:

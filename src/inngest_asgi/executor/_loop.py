@@ -268,7 +268,9 @@ class RunLoop:
         retry_after = headers.get("retry-after")
         if retry_after:
             try:
-                outcome.retry_after = parse_retry_after(retry_after, ex.clock.now())
+                outcome.retry_after = parse_retry_after(
+                    retry_after, ex.clock.now(), ex.clock.offset
+                )
             except ValueError:
                 log.warning("%s: ignoring unreadable retry-after %r", state.label(), retry_after)
         return outcome
@@ -435,7 +437,9 @@ class RunLoop:
         opts = op.get("opts") if isinstance(op.get("opts"), dict) else {}
         now = self._ex.clock.now()
         try:
-            due = parse_sleep((opts or {}).get("duration"), op.get("name"), now)
+            due = parse_sleep(
+                (opts or {}).get("duration"), op.get("name"), now, self._ex.clock.offset
+            )
         except ValueError as exc:
             log.warning("%s: %s; sleeping 0 s", state.label(), exc)
             due = now
