@@ -255,7 +255,13 @@ def _one(value: object, model: type[_Option], what: str) -> dict[str, Any]:
 
 
 def _many(value: object, model: type[_Option], what: str) -> list[dict[str, Any]]:
-    items: list[object] = list(value) if isinstance(value, (list, tuple)) else [value]
+    if isinstance(value, model):
+        return [value.to_wire(f"{what}[0]")]
+    if not isinstance(value, (list, tuple)):
+        raise ValueError(
+            f"{what} must be a list of {model.__name__}(...), not {type(value).__name__}"
+        )
+    items: list[object] = list(value)
     if not items:
         raise ValueError(f"{what} must hold at least one {model.__name__}(...); or pass None")
     return [_one(item, model, f"{what}[{i}]") for i, item in enumerate(items)]
