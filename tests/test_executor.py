@@ -214,7 +214,46 @@ def build_functions(client: inngest.Inngest) -> list[inngest.Function[Any]]:
         await ctx.step.sleep("wait-a-day", dt.timedelta(days=1))
         return "woke"
 
+    async def guarded_failed(ctx: inngest.Context) -> str:
+        return f"failure of {ctx.event.data['event']['data']['id']}"
+
+    def guarded_cancelled(ctx: inngest.ContextSync) -> str:
+        return f"cancel of {ctx.event.data['event']['data']['id']}"
+
+    @client.create_function(
+        fn_id="guarded",
+        trigger=inngest.TriggerEvent(event="t/guarded"),
+        retries=0,
+        cancel=[inngest.Cancel(event="t/abort", if_exp="async.data.id == event.data.id")],
+        on_failure=guarded_failed,
+        on_cancel=guarded_cancelled,
+    )
+    async def guarded(ctx: inngest.Context) -> str:
+        await ctx.step.sleep("hold", HOUR)
+        if ctx.event.data.get("fail"):
+            raise ValueError("guarded failed")
+        return "ok"
+
+    @client.create_function(
+        fn_id="batched",
+        trigger=inngest.TriggerEvent(event="t/batched"),
+        batch_events=inngest.Batch(max_size=3, timeout=dt.timedelta(seconds=10)),
+    )
+    def batched(ctx: inngest.ContextSync) -> list[int]:
+        return [int(e.data["n"]) for e in ctx.events]
+
+    @client.create_function(
+        fn_id="once-per-user",
+        trigger=inngest.TriggerEvent(event="t/once"),
+        idempotency="event.data.user",
+    )
+    async def once_per_user(ctx: inngest.Context) -> str:
+        return str(ctx.event.data["user"])
+
     return [
+        guarded,
+        batched,
+        once_per_user,
         steps,
         steps_sync,
         workflow,
@@ -657,6 +696,32 @@ async def test_batch_events(hp: Harness) -> None:
     runs = hp.ex.runs_for(fn.id)
     assert [len(r.events) for r in runs] == [2, 1]
     assert [r.output for r in runs] == [6, 8]
+
+
+async def test_sdk_options_cancel_on_failure_on_cancel(hp: Harness) -> None:
+    for data in ({"id": 1}, {"id": 2, "fail": True}, {"id": 3}):
+        hp.send("t/guarded", data)
+    await hp.ex.run_until_idle()
+    hp.send("t/abort", {"id": 1})
+    await hp.ex.advance(dt.timedelta(hours=2))
+    runs = {r.event["data"]["id"]: r for r in hp.ex.runs_for(f"{APP_ID}-guarded")}
+    assert runs[1].status is RunStatus.CANCELLED
+    assert runs[2].status is RunStatus.FAILED
+    assert runs[3].output == "ok"
+    assert hp.only_run("guarded-failure").output == "failure of 2"
+    assert hp.only_run("guarded-cancel").output == "cancel of 1"
+
+
+async def test_sdk_options_batch_and_idempotency(hp: Harness) -> None:
+    for n in range(4):
+        hp.send("t/batched", {"n": n})
+    for user in ("a", "a", "b"):
+        hp.send("t/once", {"user": user})
+    await hp.ex.run_until_idle()
+    assert [r.output for r in hp.ex.runs_for(f"{APP_ID}-batched")] == [[0, 1, 2]]
+    await hp.ex.advance(10)
+    assert [r.output for r in hp.ex.runs_for(f"{APP_ID}-batched")] == [[0, 1, 2], [3]]
+    assert [r.output for r in hp.ex.runs_for(f"{APP_ID}-once-per-user")] == ["a", "b"]
 
 
 # --- large payloads ----------------------------------------------------------------------------
