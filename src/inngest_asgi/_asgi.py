@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote
 
+import anyio
 from asgiref.typing import (
     ASGI3Application,
     ASGIReceiveCallable,
@@ -47,8 +48,11 @@ class InngestASGI:
         path: str = "/api/inngest",
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
         max_threads: int | None = None,
+        streaming: bool | None = None,
+        keepalive_interval: float = 3.0,
     ) -> None:
-        self.handler = ServeHandler(client, functions, framework="asgi")
+        self.handler = ServeHandler(client, functions, framework="asgi", streaming=streaming)
+        self.keepalive_interval = keepalive_interval
         self.app = app
         self.path = normalize_path(path)
         self.max_body_size = max_body_size
@@ -93,7 +97,38 @@ class InngestASGI:
             if not message.get("more_body", False):
                 break
         request = Request(scope["method"], _url(scope, headers), headers, b"".join(chunks))
-        await _respond(send, await self.handler.handle(request, self._invoker))
+        if self.handler.streams(request):
+            await self._stream(request, send)
+        else:
+            await _respond(send, await self.handler.handle(request, self._invoker))
+
+    async def _stream(self, request: Request, send: ASGISendCallable) -> None:
+        """201 at once, a space every ``keepalive_interval`` seconds, then the envelope."""
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 201,
+                "headers": _raw_headers(self.handler.stream_headers()),
+                "trailers": False,
+            }
+        )
+        done = anyio.Event()
+        result: list[Response] = []
+
+        async def work() -> None:
+            result.append(await self.handler.handle(request, self._invoker))
+            done.set()
+
+        # If the client goes away, a failing send cancels the work with the task group.
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(work)
+            while not done.is_set():
+                with anyio.move_on_after(self.keepalive_interval):
+                    await done.wait()
+                if not done.is_set():
+                    await send({"type": "http.response.body", "body": b" ", "more_body": True})
+        body = self.handler.envelope(result[0])
+        await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
 def _route_path(scope: HTTPScope) -> str:
@@ -118,14 +153,16 @@ def _url(scope: HTTPScope, headers: dict[str, str]) -> str:
     return f"{scope['scheme']}://{host}{quote(path)}" + (f"?{query}" if query else "")
 
 
+def _raw_headers(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
+    return [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+
+
 async def _respond(send: ASGISendCallable, response: Response) -> None:
     await send(
         {
             "type": "http.response.start",
             "status": response.status,
-            "headers": [
-                (k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items()
-            ],
+            "headers": _raw_headers(response.headers),
             "trailers": False,
         }
     )

@@ -13,6 +13,7 @@ the problem and never runs user code; whether the server may retry is decided pe
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -83,9 +84,12 @@ class ServeHandler:
         functions: Iterable[Function[Any]],
         *,
         framework: str,
+        streaming: bool | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         settings = client.settings
+        #: Answer execution requests as streams (``INNGEST_STREAMING=force`` when None).
+        self.streaming = streaming_from_env() if streaming is None else streaming
         if settings.mode == "cloud" and not settings.signing_key:
             raise ConfigError(
                 "cloud mode needs a signing key: set INNGEST_SIGNING_KEY (or pass signing_key= "
@@ -189,6 +193,36 @@ class ServeHandler:
                 BadRequestError("request body is nested too deeply", code="body_invalid")
             )
         return self._finish(response, key)
+
+    # --- streaming (PROTOCOL.md §10.8) -----------------------------------------------------
+
+    def streams(self, request: Request) -> bool:
+        """Whether the shell should answer ``request`` as a stream: 201 and the SDK headers at
+        once, a keepalive byte every few seconds while :meth:`handle` runs, then
+        :meth:`envelope` of its response. Only validly signed execution requests stream: any
+        refusal is answered plainly, with its real status."""
+        if not self.streaming or request.method != "POST":
+            return False
+        query = _query(request)
+        if "probe" in query or query.get("fnId") not in self._functions:
+            return False
+        try:
+            self._verify(request)
+        except UnauthorizedError:
+            return False
+        return True
+
+    def stream_headers(self) -> dict[str, str]:
+        """Headers of the 201 that opens a stream (the real ones travel in the envelope)."""
+        return {**self._headers, "content-type": "application/json"}
+
+    @staticmethod
+    def envelope(response: Response) -> bytes:
+        """The last chunk of a stream: the real status, headers and body, as the server
+        unwraps them."""
+        return encoder.encode(
+            {"body": response.body.decode(), "headers": response.headers, "status": response.status}
+        )
 
     def reject(self, error: ProtocolError) -> Response:
         """The response to a request refused before it could be read (e.g. too large)."""
@@ -373,6 +407,14 @@ class ServeHandler:
                 f"the Inngest API answered HTTP {reply.status_code} for {url}"
             )
         return decoder.decode(reply.content)
+
+
+def streaming_from_env() -> bool:
+    """``INNGEST_STREAMING``: ``force`` (or ``allow``) streams, ``disable`` (the default) not."""
+    value = os.environ.get("INNGEST_STREAMING", "disable").strip().lower()
+    if value not in ("disable", "force", "allow", ""):
+        raise ConfigError(f"INNGEST_STREAMING must be disable or force, not {value!r}")
+    return value in ("force", "allow")
 
 
 def _query(request: Request) -> dict[str, str]:

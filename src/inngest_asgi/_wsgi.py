@@ -3,7 +3,8 @@ sync functions run on the WSGI request thread itself."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import concurrent.futures
+from collections.abc import Callable, Iterable, Iterator
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -41,8 +42,11 @@ class InngestWSGI:
         app: WSGIApplication | Callable[..., Any] | None = None,
         path: str = "/api/inngest",
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+        streaming: bool | None = None,
+        keepalive_interval: float = 3.0,
     ) -> None:
-        self.handler = ServeHandler(client, functions, framework="wsgi")
+        self.handler = ServeHandler(client, functions, framework="wsgi", streaming=streaming)
+        self.keepalive_interval = keepalive_interval
         self.app = app
         self.path = normalize_path(path)
         self.max_body_size = max_body_size
@@ -53,20 +57,37 @@ class InngestWSGI:
         # SCRIPT_NAME is where this app is mounted; it routes on PATH_INFO, below it.
         if self.app is not None and normalize_path(environ.get("PATH_INFO", "")) != self.path:
             return self.app(environ, start_response)
-        response = self._serve(environ)
+        headers = _headers(environ)
+        body = _read_body(environ, headers.get("content-length", ""), self.max_body_size)
+        if body is None:
+            response = self.handler.reject(too_large(self.max_body_size))
+        else:
+            method = environ["REQUEST_METHOD"].upper()
+            request = Request(method, _url(environ, headers), headers, body)
+            if self.handler.streams(request):
+                start_response("201 Created", list(self.handler.stream_headers().items()))
+                return self._stream(request)
+            response = self._handle(request, self._invoker)
         start_response(
             f"{response.status} {HTTPStatus(response.status).phrase}",
             list(response.headers.items()),
         )
         return [response.body]
 
-    def _serve(self, environ: WSGIEnvironment) -> Response:
-        headers = _headers(environ)
-        body = _read_body(environ, headers.get("content-length", ""), self.max_body_size)
-        if body is None:
-            return self.handler.reject(too_large(self.max_body_size))
-        request = Request(environ["REQUEST_METHOD"].upper(), _url(environ, headers), headers, body)
-        return self._handle(request, self._invoker)
+    def _stream(self, request: Request) -> Iterator[bytes]:
+        """A streamed body: a space every ``keepalive_interval`` seconds while the function
+        runs in a helper thread (sync functions run there, not on the request thread), then
+        the envelope."""
+        with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="inngest-stream") as pool:
+            future = pool.submit(self._handle, request, self._invoker)
+            while True:
+                try:
+                    response: Response = future.result(timeout=self.keepalive_interval)
+                except concurrent.futures.TimeoutError:
+                    yield b" "
+                else:
+                    break
+        yield self.handler.envelope(response)
 
 
 def _headers(environ: WSGIEnvironment) -> dict[str, str]:
