@@ -27,6 +27,7 @@ from ._errors import (
     StepError,
 )
 from ._function import Function
+from ._handler import Streaming
 from ._middleware import (
     Middleware,
     MiddlewareSync,
@@ -84,6 +85,7 @@ __all__ = [
     "StepError",
     "StepMemos",
     "StepSync",
+    "Streaming",
     "Throttle",
     "Timeouts",
     "TransformOutputResult",

@@ -17,7 +17,7 @@ from asgiref.typing import (
 
 from ._client import Inngest
 from ._function import Function
-from ._handler import DEFAULT_MAX_BODY_SIZE, ServeHandler, too_large
+from ._handler import DEFAULT_MAX_BODY_SIZE, ServeHandler, Streaming, too_large
 from ._invoke import ThreadPoolInvoker
 from ._messages import Request, Response
 
@@ -48,7 +48,7 @@ class InngestASGI:
         path: str = "/api/inngest",
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
         max_threads: int | None = None,
-        streaming: bool | None = None,
+        streaming: bool | Streaming | None = None,
         keepalive_interval: float = 3.0,
     ) -> None:
         self.handler = ServeHandler(client, functions, framework="asgi", streaming=streaming)

@@ -12,6 +12,7 @@ the problem and never runs user code; whether the server may retry is decided pe
 
 from __future__ import annotations
 
+import enum
 import logging
 import os
 import time
@@ -84,12 +85,14 @@ class ServeHandler:
         functions: Iterable[Function[Any]],
         *,
         framework: str,
-        streaming: bool | None = None,
+        streaming: bool | Streaming | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         settings = client.settings
         #: Answer execution requests as streams (``INNGEST_STREAMING=force`` when None).
-        self.streaming = streaming_from_env() if streaming is None else streaming
+        self.streaming = (
+            streaming_from_env() if streaming is None else streaming in (True, Streaming.FORCE)
+        )
         if settings.mode == "cloud" and not settings.signing_key:
             raise ConfigError(
                 "cloud mode needs a signing key: set INNGEST_SIGNING_KEY (or pass signing_key= "
@@ -407,6 +410,13 @@ class ServeHandler:
                 f"the Inngest API answered HTTP {reply.status_code} for {url}"
             )
         return decoder.decode(reply.content)
+
+
+class Streaming(enum.Enum):
+    """``streaming=`` values of the official SDK: ``FORCE`` streams execution responses."""
+
+    DISABLE = "disable"
+    FORCE = "force"
 
 
 def streaming_from_env() -> bool:

@@ -14,7 +14,7 @@ from asgiref.sync import async_to_sync
 from ._asgi import normalize_path
 from ._client import Inngest
 from ._function import Function
-from ._handler import DEFAULT_MAX_BODY_SIZE, ServeHandler, too_large
+from ._handler import DEFAULT_MAX_BODY_SIZE, ServeHandler, Streaming, too_large
 from ._invoke import CallerThreadInvoker
 from ._messages import Request, Response
 
@@ -42,7 +42,7 @@ class InngestWSGI:
         app: WSGIApplication | Callable[..., Any] | None = None,
         path: str = "/api/inngest",
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
-        streaming: bool | None = None,
+        streaming: bool | Streaming | None = None,
         keepalive_interval: float = 3.0,
     ) -> None:
         self.handler = ServeHandler(client, functions, framework="wsgi", streaming=streaming)
