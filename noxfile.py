@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import os
 import shutil
 import subprocess
@@ -80,4 +81,24 @@ def demo(session: nox.Session) -> None:
         "--exit-when-done",
         "--timeout",
         "40",
+    )
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmark against the official SDK, a minimal engine and a floor (docs/benchmarks.md).
+
+    Writes benchmarks/results/<date>.json and .md; extra arguments go to the script
+    (``nox -s bench -- --quick``). The uvicorn figure uses wrk when installed."""
+    session.install(".[dev]", "inngest", "fastapi", "uvicorn[standard]")
+    stem = f"benchmarks/results/{datetime.date.today().isoformat()}"
+    session.run(
+        "python",
+        "-m",
+        "benchmarks.bench",
+        "--json",
+        f"{stem}.json",
+        "--markdown",
+        f"{stem}.md",
+        *session.posargs,
     )
