@@ -8,10 +8,12 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+from asgiref.sync import async_to_sync
+
 from ._config import Settings, resolve
 from ._errors import ConfigError, SendEventsError
 from ._function import Function, check_function_options, check_more_options
-from ._http import send_events, send_events_sync
+from ._http import send_events
 from ._invoke import ThreadPoolInvoker
 from ._middleware import MiddlewareFactory, MiddlewareRunner, SendEventsResult
 from ._options import (
@@ -224,16 +226,8 @@ class Inngest:
     def send_sync(
         self, events: Event | Sequence[Event], *, skip_middleware: bool = False
     ) -> list[str]:
-        """Blocking :meth:`send` for sync code. Middleware hooks must be sync here."""
-        batch = [events] if isinstance(events, Event) else list(events)
-        mw = MiddlewareRunner.build(
-            () if skip_middleware else self.middleware, self, None, _LOOP_INVOKER
-        )
-        mw.call_sync("before_send_events", batch)
-        try:
-            ids = send_events_sync(self._settings, batch)
-        except SendEventsError as exc:
-            mw.call_sync("after_send_events", SendEventsResult(exc.ids, str(exc)), reverse=True)
-            raise
-        mw.call_sync("after_send_events", SendEventsResult(ids), reverse=True)
-        return ids
+        """Blocking :meth:`send` for sync code (a sync function, a script, a WSGI view).
+
+        From inside an event loop's own thread, ``await client.send(...)`` instead.
+        """
+        return async_to_sync(self.send)(events, skip_middleware=skip_middleware)

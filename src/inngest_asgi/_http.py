@@ -156,23 +156,3 @@ async def send_events(settings: Settings, events: Sequence[Any]) -> list[str]:
             if attempt + 1 < SEND_ATTEMPTS:
                 await anyio.sleep(_backoff(attempt))
     raise SendEventsError(f"sending events failed after {SEND_ATTEMPTS} attempts: {error}")
-
-
-def send_events_sync(settings: Settings, events: Sequence[Any]) -> list[str]:
-    url, content = _send_url(settings), event_payload(events)
-    headers = {**base_headers(settings), "x-inngest-event-id-seed": event_seed()}
-    error: str = ""
-    with httpx.Client(timeout=settings.request_timeout) as http:
-        for attempt in range(SEND_ATTEMPTS):
-            try:
-                response = http.post(url, content=content, headers=headers)
-            except httpx.HTTPError as exc:
-                error = f"{type(exc).__name__}: {exc}"
-            else:
-                ids = _send_result(response)
-                if ids is not None:
-                    return ids
-                error = _api_error(response)
-            if attempt + 1 < SEND_ATTEMPTS:
-                time.sleep(_backoff(attempt))
-    raise SendEventsError(f"sending events failed after {SEND_ATTEMPTS} attempts: {error}")

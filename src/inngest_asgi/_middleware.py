@@ -23,8 +23,6 @@ import inspect
 from collections.abc import Callable, Iterator, MutableMapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from asgiref.sync import async_to_sync
-
 from ._invoke import Invoker
 
 if TYPE_CHECKING:
@@ -188,13 +186,6 @@ class MiddlewareRunner:
             result = getattr(item, hook)(*args)
             if inspect.isawaitable(result):
                 self._invoker.run_async_from_thread(_await, result)
-
-    def call_sync(self, hook: str, *args: Any, reverse: bool = False) -> None:
-        """Call ``hook`` from plain sync code with no event loop of ours (``send_sync``)."""
-        for item in self._targets(hook, reverse):
-            result = getattr(item, hook)(*args)
-            if inspect.isawaitable(result):
-                async_to_sync(_await)(result)
 
     async def start(self) -> None:
         """``before_execution``, once."""
