@@ -4,23 +4,10 @@ from __future__ import annotations
 
 import datetime as _dt
 import email.utils
-import re
+
+from inngest_asgi._durations import to_timedelta
 
 __all__: list[str] = []
-
-_UNITS = {
-    "w": 604800.0,
-    "d": 86400.0,
-    "h": 3600.0,
-    "m": 60.0,
-    "s": 1.0,
-    "ms": 1e-3,
-    "us": 1e-6,
-    "µs": 1e-6,
-    "ns": 1e-9,
-}
-_TIME_STRING = re.compile(r"^(?:\d+(?:\.\d+)?(?:ms|us|µs|ns|w|d|h|m|s))+$")
-_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|us|µs|ns|w|d|h|m|s)")
 
 #: Longest sleep the server accepts.
 MAX_SLEEP = 366 * 86400.0
@@ -30,10 +17,7 @@ RETRY_AFTER_MIN, RETRY_AFTER_MAX = 1.0, 86400.0
 
 def parse_duration(text: str) -> float:
     """Seconds in a time string such as ``"90s"`` or ``"2h45m"``; ValueError otherwise."""
-    value = text.strip()
-    if not _TIME_STRING.match(value):
-        raise ValueError(f"{text!r} is not a duration (for example '30s' or '1h30m')")
-    return sum(float(n) * _UNITS[unit] for n, unit in _PART.findall(value))
+    return to_timedelta(text, "duration").total_seconds()
 
 
 def parse_datetime(text: str) -> float:
