@@ -127,18 +127,18 @@ class ServeHandler:
             "x-inngest-expected-server-kind": settings.mode,
         }
         has_event_key = settings.event_key not in (None, DEV_EVENT_KEY)
-        self._inspection_public = encoder.encode(
-            {
-                "schema_version": _SCHEMA_VERSION,
-                "function_count": function_count,
-                "has_event_key": has_event_key,
-                "has_signing_key": settings.signing_key is not None,
-                "has_signing_key_fallback": settings.signing_key_fallback is not None,
-                "mode": settings.mode,
-            }
-        )
-        self._inspection_authed = {
+        public = {
             "schema_version": _SCHEMA_VERSION,
+            "function_count": function_count,
+            "has_event_key": has_event_key,
+            "has_signing_key": settings.signing_key is not None,
+            "has_signing_key_fallback": settings.signing_key_fallback is not None,
+            "mode": settings.mode,
+        }
+        self._inspection_public = encoder.encode(public)
+        # Signed requests may see more; keys only ever as their hashes.
+        self._inspection_authed = {
+            **public,
             "api_origin": settings.api_origin,
             "app_id": client.app_id,
             "authentication_succeeded": True,
@@ -149,11 +149,6 @@ class ServeHandler:
             if has_event_key and settings.event_key
             else None,
             "framework": framework,
-            "function_count": function_count,
-            "has_event_key": has_event_key,
-            "has_signing_key": settings.signing_key is not None,
-            "has_signing_key_fallback": settings.signing_key_fallback is not None,
-            "mode": settings.mode,
             "sdk_language": SDK_LANGUAGE,
             "sdk_version": __version__,
             "serve_origin": settings.serve_origin,
