@@ -447,3 +447,32 @@ def test_lookalike_objects_are_refused() -> None:
         inngest.ConfigError, match=r"batch_events must be a Batch\(\.\.\.\), not _NotAModel"
     ):
         dev_client().create_function(fn_id="f", trigger=EVENT, batch_events=cast(Any, _NotAModel()))
+
+
+# --- triggers -----------------------------------------------------------------------------------
+
+
+def test_several_triggers_and_cron_jitter() -> None:
+    client = dev_client()
+    fn = client.create_function(
+        fn_id="f",
+        trigger=[
+            inngest.TriggerEvent(event="app/a"),
+            inngest.TriggerEvent(event="app/b", expression="event.data.ok"),
+            inngest.TriggerCron(cron="TZ=Europe/Paris 0 9 * * MON", jitter="30s"),
+        ],
+    )(_noop)
+    config = msgspec.json.decode(msgspec.json.encode(function_config(fn, URL)))
+    assert config["triggers"] == [
+        {"event": "app/a"},
+        {"event": "app/b", "expression": "event.data.ok"},
+        {"cron": "TZ=Europe/Paris 0 9 * * MON", "jitter": "30s"},
+    ]
+
+
+@pytest.mark.parametrize("jitter", ["soon", "500ms", "0s"])
+def test_bad_cron_jitter_is_refused(jitter: str) -> None:
+    with pytest.raises(inngest.ConfigError, match=r"TriggerCron\.jitter"):
+        dev_client().create_function(
+            fn_id="f", trigger=inngest.TriggerCron(cron="* * * * *", jitter=jitter)
+        )

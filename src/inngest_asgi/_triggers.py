@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import msgspec
 
+from ._durations import to_time_string
+
 __all__ = ["TriggerCron", "TriggerEvent"]
 
 
@@ -36,8 +38,10 @@ class TriggerCron(msgspec.Struct, kw_only=True, omit_defaults=True, frozen=True)
     def validate(self, what: str) -> None:
         if not isinstance(self.cron, str) or not self.cron.strip():
             raise ValueError(f"{what}: TriggerCron.cron must be a cron expression")
-        if self.jitter is not None and not isinstance(self.jitter, str):
-            raise ValueError(f"{what}: TriggerCron.jitter must be a duration string like '30s'")
+        if self.jitter is not None:
+            if not isinstance(self.jitter, str):
+                raise ValueError(f"{what}: TriggerCron.jitter must be a duration string like '30s'")
+            to_time_string(self.jitter, f"{what}: TriggerCron.jitter")
 
 
 Trigger = TriggerEvent | TriggerCron
