@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import anyio
 from asgiref.typing import (
@@ -98,11 +99,22 @@ class InngestASGI:
                 break
         request = Request(scope["method"], _url(scope, headers), headers, b"".join(chunks))
         if self.handler.streams(request):
-            await self._stream(request, send)
-        else:
+            await self._stream(request, receive, send)
+        elif request.method != "POST":
             await _respond(send, await self.handler.handle(request, self._invoker))
+        else:
+            # User code runs: if the caller goes away, stop it rather than leave it running.
+            result: list[Response] = []
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(_cancel_on_disconnect, receive, tasks.cancel_scope)
+                result.append(await self.handler.handle(request, self._invoker))
+                tasks.cancel_scope.cancel()
+            if result:
+                await _respond(send, result[0])
 
-    async def _stream(self, request: Request, send: ASGISendCallable) -> None:
+    async def _stream(
+        self, request: Request, receive: ASGIReceiveCallable, send: ASGISendCallable
+    ) -> None:
         """201 at once, a space every ``keepalive_interval`` seconds, then the envelope."""
         await send(
             {
@@ -119,14 +131,17 @@ class InngestASGI:
             result.append(await self.handler.handle(request, self._invoker))
             done.set()
 
-        # If the client goes away, a failing send cancels the work with the task group.
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(work)
+            tasks.start_soon(_cancel_on_disconnect, receive, tasks.cancel_scope)
             while not done.is_set():
                 with anyio.move_on_after(self.keepalive_interval):
                     await done.wait()
                 if not done.is_set():
                     await send({"type": "http.response.body", "body": b" ", "more_body": True})
+            tasks.cancel_scope.cancel()
+        if not result:
+            return  # the client went away
         body = self.handler.envelope(result[0])
         await send({"type": "http.response.body", "body": body, "more_body": False})
 
@@ -140,17 +155,41 @@ def _route_path(scope: HTTPScope) -> str:
     return path
 
 
+#: A Host header that can stand in a URL: a reg-name or IPv4 address, or a bracketed IPv6
+#: literal, then an optional port (RFC 3986 §3.2.2).
+_HOST = re.compile(r"(?:[A-Za-z0-9\-._~!$&'()*+,;=%]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{0,5})?")
+
+
+def safe_host(host: str | None, fallback: str) -> str:
+    """The client's Host header if it is a well-formed host[:port], else ``fallback`` (the
+    server's own address): the header is client input and the URL built from it is parsed
+    again by the handler (e.g. an unbalanced ``[`` makes ``urlsplit`` raise)."""
+    if not host or not _HOST.fullmatch(host):
+        return fallback
+    try:
+        urlsplit(f"//{host}")  # also checks what is inside brackets
+    except ValueError:
+        return fallback
+    return host
+
+
 def _url(scope: HTTPScope, headers: dict[str, str]) -> str:
-    host = headers.get("host")
-    if not host:
-        server = scope.get("server")
-        host = f"{server[0]}:{server[1]}" if server and server[1] is not None else "localhost"
+    server = scope.get("server")
+    fallback = f"{server[0]}:{server[1]}" if server and server[1] is not None else "localhost"
+    host = safe_host(headers.get("host"), fallback)
     root, path = scope.get("root_path", ""), scope["path"]
     # Starlette and recent uvicorn keep the mount prefix in "path"; the spec says it is not.
     if root and not path.startswith(root):
         path = root.rstrip("/") + path
     query = scope["query_string"].decode("latin-1")
     return f"{scope['scheme']}://{host}{quote(path)}" + (f"?{query}" if query else "")
+
+
+async def _cancel_on_disconnect(receive: ASGIReceiveCallable, scope: anyio.CancelScope) -> None:
+    """Cancel ``scope`` when the client disconnects (the ASGI server says so on ``receive``)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    scope.cancel()
 
 
 def _raw_headers(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
