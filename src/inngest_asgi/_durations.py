@@ -62,11 +62,11 @@ def to_time_string(value: Duration, what: str, *, minimum: float = 1.0) -> str:
     Sub-second remainders and values under ``minimum`` seconds are rejected.
     """
     delta = to_timedelta(value, what)
+    if delta.total_seconds() < minimum:
+        raise ValueError(f"{what}: must be at least {minimum:g} second(s), not {delta}")
     if delta.microseconds:
         raise ValueError(f"{what}: {delta} is not a whole number of seconds")
     seconds = int(delta.total_seconds())
-    if seconds < minimum:
-        raise ValueError(f"{what}: must be at least {minimum:g} second(s)")
     for unit, size in _EMIT:
         if seconds % size == 0:
             return f"{seconds // size}{unit}"
