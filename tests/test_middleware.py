@@ -222,3 +222,21 @@ def test_async_and_sync_hooks_under_wsgi(async_fn: bool) -> None:
     assert log.count("a.before_execution") == 2
     assert log.count("s.before_execution") == 2
     assert log.index("a.before_execution") < log.index("s.before_execution")
+
+
+def test_a_failing_hook_fails_the_attempt_with_a_json_error() -> None:
+    class Broken(inngest.Middleware):
+        def after_execution(self) -> None:
+            raise RuntimeError("metrics backend down")
+
+    client = inngest.Inngest(app_id="mw", is_production=False, middleware=[Broken])
+
+    @client.create_function(fn_id="ok", trigger=trigger)
+    def ok(ctx: inngest.ContextSync) -> str:
+        return "fine"
+
+    response = call(handler(client, [ok]), ok.id)
+    assert response.status == 500
+    assert "x-inngest-no-retry" not in response.headers  # retried: the hook may work next time
+    body = json(response)
+    assert (body["name"], body["message"]) == ("RuntimeError", "metrics backend down")

@@ -61,9 +61,7 @@ async def execute(
         attempt=cctx.attempt,
         max_attempts=cctx.max_attempts,
     )
-    mw = MiddlewareRunner.build(
-        [*client.middleware, *getattr(fn, "middleware", ())], client, request, invoker
-    )
+    mw = MiddlewareRunner.build([*client.middleware, *fn.middleware], client, request, invoker)
     fields: dict[str, Any] = {
         "attempt": cctx.attempt,
         "event": event,
@@ -99,11 +97,14 @@ async def execute(
         replay.release()
         current_replay.reset(token)
 
-    if mw.started:
-        await mw.call("after_execution", reverse=True)
-    response = await _outcome(fn, replay, mw, output, failure, client.logger)
-    if mw:
-        await mw.call("before_response")
+    try:
+        if mw.started:
+            await mw.call("after_execution", reverse=True)
+        response = await _outcome(fn, replay, mw, output, failure, client.logger)
+        if mw:
+            await mw.call("before_response")
+    except Exception as exc:  # a middleware hook failed: the attempt failed, and may be retried
+        return _failure_response(fn, exc, client.logger)
     return response
 
 

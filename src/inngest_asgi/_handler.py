@@ -52,6 +52,14 @@ _actions_decoder = msgspec.json.Decoder(dict[str, Any])
 _batch_decoder = msgspec.json.Decoder(list[Event])
 
 
+class InternalError(ProtocolError):
+    """An unexpected failure inside the SDK (never one of the request's making)."""
+
+    status = 500
+    default_code = "internal_error"
+    retriable = True
+
+
 class MethodNotAllowedError(ProtocolError):
     status = 405
     default_code = "method_not_allowed"
@@ -189,6 +197,12 @@ class ServeHandler:
             # (execute() catches its errors): the body is nested too deeply to read.
             response = protocol_error_response(
                 BadRequestError("request body is nested too deeply", code="body_invalid")
+            )
+        except Exception:
+            # A bug of ours, not the request's: log it, answer JSON, let the server retry.
+            log.exception("inngest-asgi failed to handle %s %s", request.method, request.url)
+            response = protocol_error_response(
+                InternalError("the SDK failed to handle this request; see the app's logs")
             )
         return self._finish(response, key)
 
