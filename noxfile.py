@@ -85,6 +85,17 @@ def demo(session: nox.Session) -> None:
 
 
 @nox.session
+def encryption_compat(session: nox.Session) -> None:
+    """Round trips in both directions against the official inngest_encryption package
+    (docs/encryption.md); only this session installs it."""
+    session.install("-e", ".[test,encryption]", "inngest-encryption>=0.1,<0.2")
+    session.run("python", "-c", "import inngest_encryption")  # never a silent skip here
+    session.run(
+        "pytest", "tests/test_encryption_compat.py", "tests/test_encryption.py", *session.posargs
+    )
+
+
+@nox.session
 def bench(session: nox.Session) -> None:
     """Benchmark against the official SDK, a minimal engine and a floor (docs/benchmarks.md).
 
