@@ -240,3 +240,21 @@ def test_a_failing_hook_fails_the_attempt_with_a_json_error() -> None:
     assert "x-inngest-no-retry" not in response.headers  # retried: the hook may work next time
     body = json(response)
     assert (body["name"], body["message"]) == ("RuntimeError", "metrics backend down")
+
+
+def test_transform_output_may_rewrite_an_invoke_payload() -> None:
+    class Tag(inngest.Middleware):
+        def transform_output(self, result: inngest.TransformOutputResult) -> None:
+            if result.step is not None and result.step.op == "InvokeFunction":
+                assert result.step.opts is not None
+                result.step.opts["payload"]["data"]["tagged"] = True
+
+    client = inngest.Inngest(app_id="mw", is_production=False, middleware=[Tag])
+
+    @client.create_function(fn_id="caller", trigger=trigger)
+    async def caller(ctx: inngest.Context) -> Any:
+        return await ctx.step.invoke_by_id("call", function_id="child", data={"x": 1})
+
+    (op,) = json(call(handler(client, [caller]), caller.id))
+    assert op["op"] == "InvokeFunction"
+    assert op["opts"]["payload"]["data"] == {"x": 1, "tagged": True}

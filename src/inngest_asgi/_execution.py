@@ -132,6 +132,11 @@ async def _outcome(
                     info = TransformOutputStepInfo(id=op.id, op=op.op, opts=op.opts)
                     data, _ = await _transform(mw, op.data, None, info)
                     op.data = encode_output(data, f'step "{op.display_name}"')
+                elif op.op == "InvokeFunction" and mw:
+                    # Middleware may rewrite what is sent to the invoked function (its opts).
+                    info = TransformOutputStepInfo(id=op.id, op=op.op, opts=op.opts)
+                    await _transform(mw, None, None, info)
+                    op.opts = info.opts
             return Response(206, {}, encoder.encode(replay.stopped))
         output, error = await _transform(mw, output, failure, None)
         if error is not None:
@@ -179,7 +184,8 @@ def decode_call(body: bytes) -> CallRequest:
         return call_request_decoder.decode(body)
     except msgspec.ValidationError as exc:
         raise BadRequestError(f"invalid request body: {exc}", code="body_invalid") from None
-    except msgspec.DecodeError as exc:
+    # Invalid UTF-8 inside a JSON string surfaces as UnicodeDecodeError, not DecodeError.
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise BadRequestError(
             f"request body is not valid JSON: {exc}", code="body_invalid"
         ) from None

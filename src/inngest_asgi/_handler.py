@@ -323,7 +323,7 @@ class ServeHandler:
             ) from None
         try:
             answer = msgspec.json.decode(reply.content)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, UnicodeDecodeError):
             answer = None
         if not isinstance(answer, dict):
             raise RegistrationFailedError(
@@ -341,7 +341,7 @@ class ServeHandler:
     def _sync_in_band(self, request: Request) -> Response:
         try:
             url = any_decoder.decode(request.body).get("url") if request.body else None
-        except (msgspec.DecodeError, AttributeError):
+        except (msgspec.DecodeError, UnicodeDecodeError, AttributeError):
             url = None
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise BadRequestError(
@@ -406,7 +406,7 @@ class ServeHandler:
         try:
             steps = await self._fetch_json(f"{base}/actions", _actions_decoder)
             events = await self._fetch_json(f"{base}/batch", _batch_decoder)
-        except (httpx.HTTPError, msgspec.DecodeError) as exc:
+        except (httpx.HTTPError, msgspec.DecodeError, UnicodeDecodeError) as exc:
             raise ApiUnavailableError(
                 f"could not load run {run_id} from the Inngest API: {exc}"
             ) from None

@@ -7,6 +7,7 @@ Keys never appear in errors or logs: only the hashed bearer token is sent.
 from __future__ import annotations
 
 import base64
+import logging
 import os
 import random
 import time
@@ -27,6 +28,25 @@ __all__: list[str] = []
 
 #: Attempts for event sends on network errors and 5xx answers.
 SEND_ATTEMPTS = 5
+
+
+class _RedactEventKeys(logging.Filter):
+    """httpx logs every request URL at INFO, and the event API's URL ends in the event key:
+    keep the key out of the log line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(_redact(arg) for arg in record.args)
+        return True
+
+
+def _redact(arg: object) -> object:
+    if isinstance(arg, httpx.URL) and arg.path.startswith("/e/"):
+        return arg.copy_with(path="/e/***", query=None)
+    return arg
+
+
+logging.getLogger("httpx").addFilter(_RedactEventKeys())
 
 
 def bearer(key: str) -> str:
@@ -51,7 +71,7 @@ def base_headers(settings: Settings) -> dict[str, str]:
 def _api_error(response: httpx.Response) -> str:
     try:
         body = msgspec.json.decode(response.content)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):
         return f"HTTP {response.status_code}"
     if isinstance(body, dict) and isinstance(body.get("error"), str):
         return f"HTTP {response.status_code}: {body['error']}"
@@ -125,7 +145,7 @@ def _send_result(response: httpx.Response) -> list[str] | None:
         return None
     try:
         body = msgspec.json.decode(response.content)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):
         body = None
     ids = body.get("ids") if isinstance(body, dict) else None
     ids = [str(i) for i in ids] if isinstance(ids, list) else []
