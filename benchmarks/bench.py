@@ -74,18 +74,30 @@ def _scope(method: str, query_string: bytes, body: bytes, extra: list[tuple[byte
 
 
 async def asgi_call(app: Any, scope: dict, body: bytes) -> tuple[int, dict[str, str], bytes]:
+    """One request, as an ASGI server makes it: ``receive`` gives the body, then (like uvicorn)
+    waits until the response is complete before it reports ``http.disconnect``."""
     sent: list[dict] = []
     first = True
+    complete = False
+    waiter: asyncio.Future[None] | None = None
 
     async def receive() -> dict:
-        nonlocal first
+        nonlocal first, waiter
         if first:
             first = False
             return {"type": "http.request", "body": body, "more_body": False}
+        if not complete:
+            waiter = asyncio.get_running_loop().create_future()
+            await waiter
         return _DISCONNECT
 
     async def send(message: dict) -> None:
+        nonlocal complete
         sent.append(message)
+        if message["type"] == "http.response.body" and not message.get("more_body", False):
+            complete = True
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
 
     await app(dict(scope), receive, send)
     start = sent[0]
