@@ -80,7 +80,7 @@ class InngestASGI:
         for name, value in scope["headers"]:
             headers.setdefault(name.decode("latin-1").lower(), value.decode("latin-1"))
         length = headers.get("content-length", "")
-        if length.isdigit() and int(length) > self.max_body_size:
+        if length.isascii() and length.isdigit() and int(length) > self.max_body_size:  # not "²"
             await _respond(send, self.handler.reject(too_large(self.max_body_size)))
             return
         chunks: list[bytes] = []

@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 from asgiref.sync import async_to_sync
 
-from ._asgi import normalize_path
+from ._asgi import normalize_path, safe_host
 from ._client import Inngest
 from ._function import Function
 from ._handler import DEFAULT_MAX_BODY_SIZE, ServeHandler, Streaming, too_large
@@ -104,7 +104,7 @@ def _headers(environ: WSGIEnvironment) -> dict[str, str]:
 def _read_body(environ: WSGIEnvironment, length: str, limit: int) -> bytes | None:
     """The body, or None when it is over ``limit`` (read no further than ``limit + 1``)."""
     stream = environ["wsgi.input"]
-    if length.isdigit():
+    if length.isascii() and length.isdigit():  # not "²", which int() refuses
         size = int(length)
         return None if size > limit else stream.read(size)
     if not environ.get("wsgi.input_terminated"):
@@ -120,7 +120,7 @@ def _read_body(environ: WSGIEnvironment, length: str, limit: int) -> bytes | Non
 
 
 def _url(environ: WSGIEnvironment, headers: dict[str, str]) -> str:
-    host = headers.get("host") or f"{environ['SERVER_NAME']}:{environ['SERVER_PORT']}"
+    host = safe_host(headers.get("host"), f"{environ['SERVER_NAME']}:{environ['SERVER_PORT']}")
     path = quote(environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""))
     query = environ.get("QUERY_STRING", "")
     return f"{environ['wsgi.url_scheme']}://{host}{path}" + (f"?{query}" if query else "")
