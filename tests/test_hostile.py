@@ -393,15 +393,6 @@ def test_core_deeply_nested_json(dev_handler: ServeHandler, depth: int, where: s
         check_response(response.status, response.headers, response.body, SPY.take())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "_handler._query and _registration.app_url call urllib.parse.urlsplit on Request.url; "
-        "a host with an unbalanced '[' makes it raise ValueError('Invalid IPv6 URL'), answered "
-        "500 internal_error by the catch-all in ServeHandler.handle instead of a 4xx (the shells "
-        "now pass only well-formed hosts, see _asgi.safe_host)"
-    ),
-)
 @pytest.mark.parametrize("method", ["POST", "PUT"])
 def test_core_survives_an_unparsable_url(dev_handler: ServeHandler, method: str) -> None:
     request = Request(method, f"http://[bad/api/inngest?fnId={FN_IDS[0]}", {}, b"{}")

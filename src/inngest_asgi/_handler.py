@@ -287,7 +287,10 @@ class ServeHandler:
     # --- PUT: sync -------------------------------------------------------------------------
 
     def _app_url(self, request_url: str) -> str:
-        return app_url(request_url, self._settings.serve_origin, self._settings.serve_path)
+        try:
+            return app_url(request_url, self._settings.serve_origin, self._settings.serve_path)
+        except ValueError:  # e.g. a Host header with an unbalanced "["
+            raise BadRequestError("the request URL cannot be parsed", code="url_invalid") from None
 
     async def _sync(self, request: Request, key: str | None) -> Response:
         if self._in_band(request):
@@ -438,7 +441,10 @@ def streaming_from_env() -> bool:
 
 def _query(request: Request) -> dict[str, str]:
     """Query parameters; the first value of a repeated one wins."""
-    query = urlsplit(request.url).query
+    try:
+        query = urlsplit(request.url).query
+    except ValueError:
+        raise BadRequestError("the request URL cannot be parsed", code="url_invalid") from None
     return {k: v[0] for k, v in parse_qs(query, keep_blank_values=True).items()}
 
 
