@@ -96,6 +96,15 @@ def encryption_compat(session: nox.Session) -> None:
 
 
 @nox.session
+def interop(session: nox.Session) -> None:
+    """The executor drives workflows written with the official inngest SDK from PyPI (served by
+    its FastAPI adapter, in cloud and dev mode); only this session installs that package."""
+    session.install("-e", ".[test,dev]", "inngest")
+    session.run("python", "-c", "import inngest")  # never a silent skip here
+    session.run("pytest", "tests/test_interop_official.py", *session.posargs)
+
+
+@nox.session
 def bench(session: nox.Session) -> None:
     """Benchmark against the official SDK, a minimal engine and a floor (docs/benchmarks.md).
 
