@@ -459,6 +459,13 @@ def table(cases_: list[Case], times: dict[str, dict[str, float]]) -> list[str]:
     return lines
 
 
+def _loadavg() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
 def machine() -> dict[str, Any]:
     cpu = platform.processor() or ""
     try:
@@ -505,6 +512,7 @@ def machine() -> dict[str, Any]:
         "implementation": platform.python_implementation(),
         "packages": versions,
         "commit": commit,
+        "load_average_at_start": _loadavg(),
     }
 
 
@@ -530,7 +538,8 @@ def main(argv: list[str] | None = None) -> int:
         keep = set(args.only.split(","))
         all_cases = [c for c in all_cases if c.key in keep]
     gc.freeze()  # the apps and bodies built above are not garbage; keep gc passes short
-    results: dict[str, Any] = {"machine": machine(), "settings": vars(args) | {"json": None}}
+    settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+    results: dict[str, Any] = {"machine": machine(), "settings": settings}
     times: dict[str, dict[str, float]] = {}
     detail: dict[str, Any] = {}
     for case in all_cases:
@@ -550,6 +559,7 @@ def main(argv: list[str] | None = None) -> int:
         print("measuring peak memory ...", file=sys.stderr, flush=True)
         memory = measure_memory(loop)
     loop.close()
+    results["machine"]["load_average_after_in_process_cases"] = _loadavg()
     e2e: dict[str, Any] = {}
     if not args.no_e2e and (not args.only or "e2e" in args.only):
         from . import e2e as e2e_mod
@@ -589,6 +599,8 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         f"- Machine: {m['nproc']} CPUs, {m['cpu']}; {m['platform']}",
         f"- Python: {m['implementation']} {m['python']}",
+        f"- Load average (1, 5, 15 min) at start: {m['load_average_at_start']}, after the "
+        f"in-process cases: {m.get('load_average_after_in_process_cases')}",
         f"- Packages: {packages}",
         f"- Commit: {m['commit']}; settings: {results['settings']['repeats']} repeats of "
         f"{results['settings']['sample_time']} s per app and case",
