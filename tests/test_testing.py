@@ -28,6 +28,8 @@ from inngest_asgi.testing import (
     trigger,
 )
 
+from .conftest import FakeInngestAPI
+
 pytestmark = pytest.mark.timeout(60)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -488,13 +490,17 @@ def test_sent_events_can_be_delivered() -> None:
         assert [e.name for e in harness.sent_events] == ["t/steps", "t/direct"]
 
 
-def test_sends_outside_a_harness_are_not_captured() -> None:
-    from inngest_asgi import _client
-
-    original = _client.send_events
+def test_sends_outside_a_harness_are_not_captured(inngest_api: FakeInngestAPI) -> None:
+    sender = inngest.Inngest(
+        app_id="outside", is_production=False, event_api_base_url=inngest_api.url
+    )
+    inngest_api.reply(200, {"ids": ["real-id"], "status": 200})
     with Harness([steps_sync]):
-        assert _client.send_events is not original
-    assert _client.send_events is original
+        captured = sender.send_sync(inngest.Event(name="t/inside"))
+    assert captured != ["real-id"]
+    assert inngest_api.requests == []  # nothing left the process while the harness was open
+    assert sender.send_sync(inngest.Event(name="t/outside")) == ["real-id"]
+    assert [r.path for r in inngest_api.requests] == ["/e/NO_EVENT_KEY_SET"]
 
 
 # --- replay check -----------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import logging
 import os
 import random
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import anyio
@@ -158,7 +158,20 @@ def _backoff(attempt: int) -> float:
     return 0.1 * 2.0**attempt + random.uniform(0, 0.1)
 
 
+EventSender = Callable[[Settings, Sequence[Any]], Awaitable[list[str]]]
+#: Set by :mod:`inngest_asgi.testing` while a harness captures the events functions send.
+_capture: EventSender | None = None
+
+
+def capture_events(sender: EventSender | None) -> None:
+    """Route every event send to ``sender`` instead of the event API (None: back to the API)."""
+    global _capture
+    _capture = sender
+
+
 async def send_events(settings: Settings, events: Sequence[Any]) -> list[str]:
+    if _capture is not None:
+        return await _capture(settings, events)
     url, content = _send_url(settings), event_payload(events)
     headers = {**base_headers(settings), "x-inngest-event-id-seed": event_seed()}
     error: str = ""
