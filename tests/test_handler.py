@@ -228,3 +228,23 @@ def test_function_list_is_checked() -> None:
         handler(other, [fn])
     with pytest.raises(inngest.ConfigError, match="Function objects"):
         handler(client, [lambda ctx: None])  # type: ignore[list-item]
+
+
+def test_serve_overrides_on_the_app_beat_the_client() -> None:
+    client = inngest.Inngest(
+        app_id="my-app",
+        is_production=True,
+        signing_key=SIGNING_KEY,
+        serve_origin="https://from-client.example",
+    )
+    serve = handler(
+        client, _functions(client), serve_origin="public.example", serve_path="/hooks/inngest"
+    )
+    body = b'{"url":"http://10.0.0.5:8000/api/inngest"}'
+    headers = {"x-inngest-sync-kind": "in_band", **_signed(body)}
+    payload = json(send(serve, "PUT", body=body, headers=headers))
+    assert payload["url"] == "https://public.example/hooks/inngest"
+    (fn,) = payload["functions"]
+    assert fn["steps"]["step"]["runtime"]["url"].startswith(
+        "https://public.example/hooks/inngest?fnId=my-app-hello"
+    )

@@ -38,6 +38,9 @@ class InngestASGI:
 
     Sync functions run in worker threads, at most ``max_threads`` at once (anyio's default
     limit of 40 when None). Bodies over ``max_body_size`` bytes are refused with 413.
+    ``streaming`` (``INNGEST_STREAMING`` when None) answers execution requests as streams with
+    a keepalive byte every ``keepalive_interval`` seconds. ``serve_origin`` / ``serve_path``
+    set the public URL registered at sync, over the client's values.
     """
 
     def __init__(
@@ -51,8 +54,17 @@ class InngestASGI:
         max_threads: int | None = None,
         streaming: bool | Streaming | None = None,
         keepalive_interval: float = 3.0,
+        serve_origin: str | None = None,
+        serve_path: str | None = None,
     ) -> None:
-        self.handler = ServeHandler(client, functions, framework="asgi", streaming=streaming)
+        self.handler = ServeHandler(
+            client,
+            functions,
+            framework="asgi",
+            streaming=streaming,
+            serve_origin=serve_origin,
+            serve_path=serve_path,
+        )
         self.keepalive_interval = keepalive_interval
         self.app = app
         self.path = normalize_path(path)

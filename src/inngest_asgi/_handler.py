@@ -12,6 +12,7 @@ the problem and never runs user code; whether the server may retry is decided pe
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import logging
 import os
@@ -94,9 +95,17 @@ class ServeHandler:
         *,
         framework: str,
         streaming: bool | Streaming | None = None,
+        serve_origin: str | None = None,
+        serve_path: str | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         settings = client.settings
+        if serve_origin or serve_path:  # per-app overrides of the client's (and env) values
+            settings = dataclasses.replace(
+                settings,
+                serve_origin=serve_origin or settings.serve_origin,
+                serve_path=serve_path or settings.serve_path,
+            )
         #: Answer execution requests as streams (``INNGEST_STREAMING=force`` when None).
         self.streaming = (
             streaming_from_env() if streaming is None else streaming in (True, Streaming.FORCE)

@@ -44,8 +44,17 @@ class InngestWSGI:
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
         streaming: bool | Streaming | None = None,
         keepalive_interval: float = 3.0,
+        serve_origin: str | None = None,
+        serve_path: str | None = None,
     ) -> None:
-        self.handler = ServeHandler(client, functions, framework="wsgi", streaming=streaming)
+        self.handler = ServeHandler(
+            client,
+            functions,
+            framework="wsgi",
+            streaming=streaming,
+            serve_origin=serve_origin,
+            serve_path=serve_path,
+        )
         self.keepalive_interval = keepalive_interval
         self.app = app
         self.path = normalize_path(path)
