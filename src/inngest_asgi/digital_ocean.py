@@ -67,6 +67,8 @@ def serve(
     functions: Iterable[Function[Any]],
     *,
     max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+    serve_origin: str | None = None,
+    serve_path: str | None = None,
 ) -> Callable[[Mapping[str, Any], Any], DigitalOceanResult]:
     """Build the ``main(event, context)`` entry point of a DigitalOcean web function.
 
@@ -74,10 +76,19 @@ def serve(
     :class:`~inngest_asgi.InngestASGI` does. Execution responses are never streamed: the
     platform buffers the whole response anyway.
 
+    ``serve_origin`` / ``serve_path`` override the public URL registered at sync.
+
     Raises :class:`~inngest_asgi.ConfigError` at once when the client cannot serve (e.g. cloud
     mode without a signing key), not at the first request.
     """
-    handler = ServeHandler(client, functions, framework="digitalocean", streaming=False)
+    handler = ServeHandler(
+        client,
+        functions,
+        framework="digitalocean",
+        streaming=False,
+        serve_origin=serve_origin,
+        serve_path=serve_path,
+    )
     invoker = CallerThreadInvoker()
     handle = async_to_sync(handler.handle)
 
