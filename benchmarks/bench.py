@@ -501,6 +501,15 @@ def machine() -> dict[str, Any]:
             text=True,
             check=True,
         ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "src"],
+            cwd=HERE,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        if dirty:
+            commit += " (+ uncommitted changes in src/)"
     except (OSError, subprocess.CalledProcessError):
         commit = None
     return {
