@@ -9,7 +9,7 @@ runs the shop workflow (steps, a parallel group, a step that fails once and is r
 sleep, a wait for an event, an invoke of a second function) from its event to completion
 over HTTP, on a virtual clock so the sleep and the retry backoff take no real time.
 
-All servers start together, once per session, and stop at the end.
+All servers start together when the first test needs one, and stop after the last.
 """
 
 from __future__ import annotations
@@ -176,18 +176,22 @@ class ServerPool:
         self.servers: dict[Case, Server] = {}
         self.started = time.monotonic()
         env = server_env()
-        for case in cases:
-            port = free_port()
-            log = logs / f"{case}.log"
-            with log.open("wb") as out:
-                process = subprocess.Popen(
-                    argv_for(case, port),
-                    cwd=EXAMPLES,
-                    env=env,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                )
-            self.servers[case] = Server(case, port, process, log)
+        try:
+            for case in cases:
+                port = free_port()
+                log = logs / f"{case}.log"
+                with log.open("wb") as out:
+                    process = subprocess.Popen(
+                        argv_for(case, port),
+                        cwd=EXAMPLES,
+                        env=env,
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                    )
+                self.servers[case] = Server(case, port, process, log)
+        except BaseException:
+            self.stop()
+            raise
 
     def url(self, case: Case) -> str:
         return self.servers[case].wait(self.started + START_TIMEOUT)
@@ -200,11 +204,12 @@ class ServerPool:
             server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def servers(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerPool]:
-    """The servers of the cases this session runs (``-k fastapi`` starts only FastAPI's)."""
+    """The servers of the cases this run selected (``-k fastapi`` starts only FastAPI's),
+    stopped once this module's tests are done."""
     wanted = set()
     for item in request.session.items:
         params = getattr(getattr(item, "callspec", None), "params", {})
