@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -116,13 +118,10 @@ class InngestASGI:
             await _respond(send, await self.handler.handle(request, self._invoker))
         else:
             # User code runs: if the caller goes away, stop it rather than leave it running.
-            result: list[Response] = []
-            async with anyio.create_task_group() as tasks:
-                tasks.start_soon(_cancel_on_disconnect, receive, tasks.cancel_scope)
-                result.append(await self.handler.handle(request, self._invoker))
-                tasks.cancel_scope.cancel()
-            if result:
-                await _respond(send, result[0])
+            with anyio.CancelScope() as cancel, _watch_disconnect(receive, cancel):
+                response = await self.handler.handle(request, self._invoker)
+            if not cancel.cancelled_caught:
+                await _respond(send, response)
 
     async def _stream(
         self, request: Request, receive: ASGIReceiveCallable, send: ASGISendCallable
@@ -195,6 +194,33 @@ def _url(scope: HTTPScope, headers: dict[str, str]) -> str:
         path = root.rstrip("/") + path
     query = scope["query_string"].decode("latin-1")
     return f"{scope['scheme']}://{host}{quote(path)}" + (f"?{query}" if query else "")
+
+
+#: Seconds an attempt runs before its connection is watched: most attempts are over by then,
+#: and watching costs a task per request.
+WATCH_AFTER = 0.25
+
+
+@contextlib.contextmanager
+def _watch_disconnect(receive: ASGIReceiveCallable, scope: anyio.CancelScope) -> Iterator[None]:
+    """Cancel ``scope`` if the client disconnects while the block runs (past WATCH_AFTER)."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:  # not asyncio (trio): no watcher, the attempt runs to its end
+        yield
+        return
+    watcher: list[asyncio.Task[None]] = []
+
+    def start() -> None:
+        watcher.append(loop.create_task(_cancel_on_disconnect(receive, scope)))
+
+    timer = loop.call_later(WATCH_AFTER, start)
+    try:
+        yield
+    finally:
+        timer.cancel()
+        for task in watcher:
+            task.cancel()
 
 
 async def _cancel_on_disconnect(receive: ASGIReceiveCallable, scope: anyio.CancelScope) -> None:

@@ -196,7 +196,8 @@ class Replay:
 
     # --- shared by every step kind ---------------------------------------------------------
 
-    def _next(self, user_id: str) -> _StepInfo:
+    def _check_call(self, user_id: str) -> None:
+        """Refuse a step call the replay cannot take (the rare cases, out of the hot path)."""
         if self.stopped is not None:
             # User code swallowed the interrupt and went on: stop it again.
             raise Interrupt
@@ -209,15 +210,9 @@ class Replay:
                     "cannot be nested: call it after the outer step returns"
                 )
             )
-        count = self._counts.get(user_id, 0)
-        self._counts[user_id] = count + 1
-        pre = f"{user_id}:{count}" if count else user_id
-        return _StepInfo(user_id, hash_step_id(pre), count or None)
 
-    def _memo(self, info: _StepInfo) -> Any:
-        memo = self._memos.pop(info.hashed, MISSING)
-        if memo is MISSING:
-            return MISSING
+    @staticmethod
+    def _memo_error(memo: Any) -> Any:
         data, error = _unwrap_memo(memo)
         if error is not None:
             raise StepError(
@@ -262,13 +257,27 @@ class Replay:
     #   replay.plan_run(info) / replay.plan_op(...)  run now, or report and stop
     #   replay.step_done(output) / step_failed(exc)  after running a run step
 
-    def lookup(self, user_id: str) -> tuple[_StepInfo, Any]:
-        """Assign the call its hashed id; return it with its memo (:data:`MISSING` if new).
+    def lookup(self, user_id: str) -> tuple[_StepInfo | None, Any]:
+        """Assign the call its hashed id and take its memo: ``(None, value)`` for a memoized
+        step, ``(info, MISSING)`` for a new one.
 
-        Raises :class:`StepError` when the memo holds an error.
+        Raises :class:`StepError` when the memo holds an error. This runs once per step and
+        replay, so the common case (a ``{"data": ...}`` memo) takes the shortest path.
         """
-        info = self._next(user_id)
-        return info, self._memo(info)
+        if self.stopped is not None or self._running is not None or type(user_id) is not str:
+            self._check_call(user_id)
+        count = self._counts.get(user_id, 0)
+        self._counts[user_id] = count + 1
+        pre = f"{user_id}:{count}" if count else user_id
+        if not pre:
+            self._check_call(user_id)
+        hashed = hashlib.sha1(pre.encode(), usedforsecurity=False).hexdigest()
+        memo = self._memos.pop(hashed, MISSING)
+        if memo is MISSING:
+            return _StepInfo(user_id, hashed, count or None), MISSING
+        if type(memo) is dict and len(memo) == 1 and "data" in memo:
+            return None, memo["data"]
+        return None, self._memo_error(memo)
 
     async def settle(self, info: _StepInfo, op: Op | None) -> None:
         """Let sibling step calls started in the same loop iteration (``asyncio.gather``)

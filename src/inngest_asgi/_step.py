@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from ._durations import Duration, iso_utc, to_time_string, to_timedelta
-from ._engine import MISSING, Replay, _StepInfo
+from ._engine import Replay, _StepInfo
 from ._invoke import Invoker, call_user
 from ._middleware import MiddlewareRunner
 from ._types import convert_output, declared_output_type
@@ -67,7 +67,7 @@ def _typed(value: Any, output_type: Any, handler: Any) -> Any:
 
 
 class _StepBase:
-    __slots__ = ("_client", "_invoker", "_mw", "_replay")
+    __slots__ = ("_client", "_invoker", "_mw", "_mw_on", "_replay")
 
     def __init__(
         self, replay: Replay, invoker: Invoker, client: Inngest, middleware: MiddlewareRunner
@@ -76,6 +76,7 @@ class _StepBase:
         self._invoker = invoker
         self._client = client
         self._mw = middleware
+        self._mw_on = bool(middleware)
 
     # What each server-side step reports; both facades share these.
 
@@ -137,15 +138,11 @@ class Step(_StepBase):
 
     __slots__ = ()
 
-    async def _lookup(self, step_id: str) -> tuple[_StepInfo, Any]:
-        info, value = self._replay.lookup(step_id)
-        if self._mw and not self._replay.replaying:
-            await self._mw.start()
-        return info, value
-
     async def _server_op(self, spec: _OpSpec) -> Any:
-        info, value = await self._lookup(spec.user_id)
-        if value is not MISSING:
+        info, value = self._replay.lookup(spec.user_id)
+        if self._mw_on and not self._replay.replaying:
+            await self._mw.start()
+        if info is None:
             return value if spec.output_type is None else convert_output(value, spec.output_type)
         op = spec.op(info)
         await self._replay.settle(info, op)
@@ -163,9 +160,14 @@ class Step(_StepBase):
         ``handler`` may be ``async`` or sync (a sync one runs in a worker thread). Its return
         annotation (or ``output_type``) decides the type a memoized value is decoded to.
         """
-        info, value = await self._lookup(step_id)
-        if value is not MISSING:
-            return cast(T, _typed(value, output_type, handler))
+        # The hot path of every replay: keep it lean.
+        info, value = self._replay.lookup(step_id)
+        if self._mw_on and not self._replay.replaying:
+            await self._mw.start()
+        if info is None:
+            if output_type is EMPTY:
+                output_type = declared_output_type(handler)
+            return cast(T, value if output_type is None else convert_output(value, output_type))
         await self._replay.settle(info, None)
         self._replay.plan_run(info)
         try:
@@ -230,15 +232,15 @@ class StepSync(_StepBase):
 
     __slots__ = ()
 
-    def _lookup(self, step_id: str) -> tuple[_StepInfo, Any]:
+    def _lookup(self, step_id: str) -> tuple[_StepInfo | None, Any]:
         info, value = self._replay.lookup(step_id)
-        if self._mw and not self._replay.replaying:
+        if self._mw_on and not self._replay.replaying:
             self._mw.start_from_thread()
         return info, value
 
     def _server_op(self, spec: _OpSpec) -> Any:
         info, value = self._lookup(spec.user_id)
-        if value is not MISSING:
+        if info is None:
             return value if spec.output_type is None else convert_output(value, spec.output_type)
         self._replay.plan_op(info, spec.op(info))
 
@@ -247,7 +249,7 @@ class StepSync(_StepBase):
     ) -> T:
         """Run ``handler(*handler_args)`` once per run and memoize its JSON result."""
         info, value = self._lookup(step_id)
-        if value is not MISSING:
+        if info is None:
             return cast(T, _typed(value, output_type, handler))
         self._replay.plan_run(info)
         try:

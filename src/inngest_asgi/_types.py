@@ -7,14 +7,13 @@ also inside containers (``list[Order]``). Plain JSON types are left as they are.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as _dt
 import decimal
 import enum
+import types
 import typing
 import uuid
-import weakref
 from typing import Any
 
 import msgspec
@@ -22,7 +21,9 @@ import msgspec
 __all__: list[str] = []
 
 _RICH = (_dt.datetime, _dt.date, _dt.time, _dt.timedelta, uuid.UUID, decimal.Decimal, enum.Enum)
-_cache: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+#: Answers of :func:`declared_output_type` by code object. Code objects live as long as their
+#: module, so this holds one entry per step callable defined in the program.
+_by_code: dict[types.CodeType, Any] = {}
 
 
 def _is_pydantic(tp: Any) -> bool:
@@ -43,19 +44,28 @@ def _is_rich(tp: Any) -> bool:
 
 
 def declared_output_type(fn: Any) -> Any:
-    """The return annotation of ``fn`` if it is a rich type, else None. Cached per callable."""
+    """The return annotation of ``fn`` if it is a rich type, else None.
+
+    Called for every memoized step of every replay, so the answer is cached by the function's
+    code object: closures made anew on each replay share their code, and so their entry.
+    """
+    code = getattr(fn, "__code__", None)
+    if code is not None:
+        try:
+            return _by_code[code]
+        except KeyError:
+            pass
     annotations = getattr(fn, "__annotations__", None)
     if not annotations or "return" not in annotations:
-        return None  # the common case (lambdas, unannotated callables): no work at all
-    with contextlib.suppress(KeyError, TypeError):
-        return _cache[fn]
-    try:
-        hint = typing.get_type_hints(fn).get("return")
-    except Exception:  # unresolved forward references: treat as plain JSON
-        hint = None
-    result = hint if hint is not None and _is_rich(hint) else None
-    with contextlib.suppress(TypeError):  # not weak-referenceable
-        _cache[fn] = result
+        result = None  # lambdas and unannotated callables
+    else:
+        try:
+            hint = typing.get_type_hints(fn).get("return")
+        except Exception:  # unresolved forward references: treat as plain JSON
+            hint = None
+        result = hint if hint is not None and _is_rich(hint) else None
+    if code is not None:
+        _by_code[code] = result
     return result
 
 
