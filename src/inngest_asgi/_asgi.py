@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -118,10 +117,32 @@ class InngestASGI:
             await _respond(send, await self.handler.handle(request, self._invoker))
         else:
             # User code runs: if the caller goes away, stop it rather than leave it running.
-            with anyio.CancelScope() as cancel, _watch_disconnect(receive, cancel):
+            await self._serve_call(request, receive, send)
+
+    async def _serve_call(
+        self, request: Request, receive: ASGIReceiveCallable, send: ASGISendCallable
+    ) -> None:
+        """Run an attempt; cancel it if the caller disconnects after ``WATCH_AFTER`` seconds
+        (most attempts are over by then, and watching costs a task)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # not asyncio (trio): no watcher, the attempt runs to its end
+            await _respond(send, await self.handler.handle(request, self._invoker))
+            return
+        watcher: list[asyncio.Task[None]] = []
+        with anyio.CancelScope() as cancel:
+            timer = loop.call_later(
+                WATCH_AFTER,
+                lambda: watcher.append(loop.create_task(_cancel_on_disconnect(receive, cancel))),
+            )
+            try:
                 response = await self.handler.handle(request, self._invoker)
-            if not cancel.cancelled_caught:
-                await _respond(send, response)
+            finally:
+                timer.cancel()
+                for task in watcher:
+                    task.cancel()
+        if not cancel.cancelled_caught:
+            await _respond(send, response)
 
     async def _stream(
         self, request: Request, receive: ASGIReceiveCallable, send: ASGISendCallable
@@ -196,31 +217,8 @@ def _url(scope: HTTPScope, headers: dict[str, str]) -> str:
     return f"{scope['scheme']}://{host}{quote(path)}" + (f"?{query}" if query else "")
 
 
-#: Seconds an attempt runs before its connection is watched: most attempts are over by then,
-#: and watching costs a task per request.
+#: Seconds an attempt runs before its connection is watched for a disconnect.
 WATCH_AFTER = 0.25
-
-
-@contextlib.contextmanager
-def _watch_disconnect(receive: ASGIReceiveCallable, scope: anyio.CancelScope) -> Iterator[None]:
-    """Cancel ``scope`` if the client disconnects while the block runs (past WATCH_AFTER)."""
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:  # not asyncio (trio): no watcher, the attempt runs to its end
-        yield
-        return
-    watcher: list[asyncio.Task[None]] = []
-
-    def start() -> None:
-        watcher.append(loop.create_task(_cancel_on_disconnect(receive, scope)))
-
-    timer = loop.call_later(WATCH_AFTER, start)
-    try:
-        yield
-    finally:
-        timer.cancel()
-        for task in watcher:
-            task.cancel()
 
 
 async def _cancel_on_disconnect(receive: ASGIReceiveCallable, scope: anyio.CancelScope) -> None:

@@ -49,7 +49,7 @@ class ReplayAwareLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
         return msg, kwargs
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass
 class _ContextFields:
     attempt: int
     event: Event
@@ -59,7 +59,7 @@ class _ContextFields:
     max_attempts: int | None
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass
 class Context(_ContextFields):
     """Context of an ``async def`` function: ``await ctx.step.run(...)``."""
 
@@ -67,7 +67,7 @@ class Context(_ContextFields):
     group: Group
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass
 class ContextSync(_ContextFields):
     """Context of a ``def`` function: ``ctx.step.run(...)`` without ``await``."""
 

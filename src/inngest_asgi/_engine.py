@@ -25,6 +25,7 @@ Stopping unwinds user code with :class:`Interrupt`, a :class:`BaseException`, so
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import traceback
 from collections.abc import Iterator
@@ -78,6 +79,13 @@ class OutputUnserializableError(ProtocolError):
 
     status = 500
     default_code = "output_unserializable"
+
+
+def current_task() -> object | None:
+    try:
+        return asyncio.current_task()
+    except RuntimeError:  # no asyncio loop (trio): every new step checks for siblings
+        return None
 
 
 def hash_step_id(pre: str) -> str:
@@ -160,6 +168,7 @@ class Replay:
         "attempt",
         "fatal",
         "max_attempts",
+        "owner",
         "stopped",
         "target_found",
     )
@@ -188,6 +197,8 @@ class Replay:
         #: A protocol error that ends the request, whatever user code does with the interrupt.
         self.fatal: ProtocolError | None = None
         self.target_found = False
+        #: The asyncio task running the function, when it is async and on asyncio.
+        self.owner: object | None = None
 
     @property
     def replaying(self) -> bool:
@@ -283,9 +294,12 @@ class Replay:
         """Let sibling step calls started in the same loop iteration (``asyncio.gather``)
         announce themselves, then treat several new steps like a parallel group.
 
-        ``op`` is the step's op, or None for a run step.
+        ``op`` is the step's op, or None for a run step. A call from the function's own task
+        (not from a task ``asyncio.gather`` made) has no siblings and returns at once.
         """
         batch = self._batch
+        if batch is None and self.owner is not None and current_task() is self.owner:
+            return
         if batch is None:
             batch = self._batch = []
         batch.append((info, op))

@@ -9,7 +9,14 @@ import msgspec
 
 from ._context import Context, ContextSync, ReplayAwareLogger, current_replay
 from ._durations import iso_utc
-from ._engine import Interrupt, OutputUnserializableError, Replay, encode_output, error_body
+from ._engine import (
+    Interrupt,
+    OutputUnserializableError,
+    Replay,
+    current_task,
+    encode_output,
+    error_body,
+)
 from ._errors import BadRequestError, NonRetriableError, ProtocolError, RetryAfterError, StepError
 from ._function import Function
 from ._invoke import Invoker
@@ -80,6 +87,8 @@ async def execute(
     failure: Exception | None = None
     output: Any = None
     token = current_replay.set(replay)
+    if fn.is_handler_async:
+        replay.owner = current_task()
     try:
         if mw:
             await mw.call("transform_input", ctx, fn, StepMemos(call.steps))

@@ -19,7 +19,7 @@ import os
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import unquote_plus
 
 import httpx
 import msgspec
@@ -450,11 +450,15 @@ def streaming_from_env() -> bool:
 
 def _query(request: Request) -> dict[str, str]:
     """Query parameters; the first value of a repeated one wins."""
-    try:
-        query = urlsplit(request.url).query
-    except ValueError:
-        raise BadRequestError("the request URL cannot be parsed", code="url_invalid") from None
-    return {k: v[0] for k, v in parse_qs(query, keep_blank_values=True).items()}
+    query = request.url.partition("?")[2].partition("#")[0]
+    params: dict[str, str] = {}
+    for pair in query.split("&"):
+        name, _, value = pair.partition("=")
+        if "%" in pair or "+" in pair:
+            name, value = unquote_plus(name), unquote_plus(value)
+        if name and name not in params:
+            params[name] = value
+    return params
 
 
 class PayloadTooLargeError(ProtocolError):

@@ -163,6 +163,8 @@ class MiddlewareRunner:
         request: Request | None,
         invoker: Invoker,
     ) -> MiddlewareRunner:
+        if not factories:
+            return _NO_MIDDLEWARE  # never started: hooks run only when there is middleware
         return cls([factory(client, request) for factory in factories], invoker)
 
     def __bool__(self) -> bool:
@@ -197,3 +199,14 @@ class MiddlewareRunner:
         if not self.started:
             self.started = True
             self.call_from_thread("before_execution")
+
+
+class _NoInvoker:
+    async def run_sync(self, fn: Any, *args: Any) -> Any:  # pragma: no cover - never called
+        raise RuntimeError("no middleware, nothing to invoke")
+
+    def run_async_from_thread(self, fn: Any, *args: Any) -> Any:  # pragma: no cover
+        raise RuntimeError("no middleware, nothing to invoke")
+
+
+_NO_MIDDLEWARE = MiddlewareRunner([], _NoInvoker())
