@@ -213,8 +213,19 @@ def _url(scope: HTTPScope, headers: dict[str, str]) -> str:
     # Starlette and recent uvicorn keep the mount prefix in "path"; the spec says it is not.
     if root and not path.startswith(root):
         path = root.rstrip("/") + path
+    elif not root:
+        # Some routers (Litestar mounts) rewrite "path" without setting root_path: the path
+        # the client asked for is then only in raw_path.
+        raw = scope.get("raw_path")
+        if raw:
+            path = raw.decode("latin-1").partition("?")[0] or path
+            return f"{scope['scheme']}://{host}{path}" + _query_suffix(scope)
+    return f"{scope['scheme']}://{host}{quote(path)}" + _query_suffix(scope)
+
+
+def _query_suffix(scope: HTTPScope) -> str:
     query = scope["query_string"].decode("latin-1")
-    return f"{scope['scheme']}://{host}{quote(path)}" + (f"?{query}" if query else "")
+    return f"?{query}" if query else ""
 
 
 #: Seconds an attempt runs before its connection is watched for a disconnect.
