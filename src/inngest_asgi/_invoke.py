@@ -1,7 +1,7 @@
 """The one place that decides how a user callable is invoked: awaited, or run in a thread.
 
 Shells choose the thread: under ASGI a bounded anyio worker pool; under WSGI the request's own
-thread (through asgiref), so thread-locals of Flask or Django keep working.
+thread (see ``_bridge``), so thread-locals of Flask or Django keep working.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from typing import Any, Protocol, TypeVar
 
 import anyio.from_thread
 import anyio.to_thread
-from asgiref.sync import async_to_sync, sync_to_async
 
 __all__: list[str] = []
 
@@ -51,18 +50,6 @@ class ThreadPoolInvoker:
 
     def run_async_from_thread(self, fn: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
         return anyio.from_thread.run(fn, *args)
-
-
-class CallerThreadInvoker:
-    """Runs sync callables on the thread that entered the async path (the WSGI request thread)."""
-
-    __slots__ = ()
-
-    async def run_sync(self, fn: Callable[..., T], *args: Any) -> T:
-        return await sync_to_async(fn, thread_sensitive=True)(*args)
-
-    def run_async_from_thread(self, fn: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
-        return async_to_sync(fn)(*args)
 
 
 async def call_user(fn: Callable[..., Any], args: tuple[Any, ...], invoker: Invoker) -> Any:

@@ -1,5 +1,5 @@
-"""``InngestWSGI``: the WSGI shell. The async handler runs through asgiref's ``async_to_sync``;
-sync functions run on the WSGI request thread itself."""
+"""``InngestWSGI``: the WSGI shell. The async handler runs on the process's bridge loop (see
+``_bridge``); sync functions run on the WSGI request thread itself."""
 
 from __future__ import annotations
 
@@ -9,13 +9,11 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from asgiref.sync import async_to_sync
-
+from . import _bridge
 from ._asgi import normalize_path, safe_host
 from ._client import Inngest
 from ._function import Function
 from ._handler import DEFAULT_MAX_BODY_SIZE, ServeHandler, Streaming, too_large
-from ._invoke import CallerThreadInvoker
 from ._messages import Request, Response
 
 if TYPE_CHECKING:
@@ -59,8 +57,6 @@ class InngestWSGI:
         self.app = app
         self.path = normalize_path(path)
         self.max_body_size = max_body_size
-        self._invoker = CallerThreadInvoker()
-        self._handle = async_to_sync(self.handler.handle)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         # SCRIPT_NAME is where this app is mounted; it routes on PATH_INFO, below it.
@@ -76,19 +72,22 @@ class InngestWSGI:
             if self.handler.streams(request):
                 start_response("201 Created", list(self.handler.stream_headers().items()))
                 return self._stream(request)
-            response = self._handle(request, self._invoker)
+            response = self._handle(request)
         start_response(
             f"{response.status} {HTTPStatus(response.status).phrase}",
             list(response.headers.items()),
         )
         return [response.body]
 
+    def _handle(self, request: Request) -> Response:
+        return _bridge.run(lambda invoker: self.handler.handle(request, invoker))
+
     def _stream(self, request: Request) -> Iterator[bytes]:
         """A streamed body: a space every ``keepalive_interval`` seconds while the function
         runs in a helper thread (sync functions run there, not on the request thread), then
         the envelope."""
         with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="inngest-stream") as pool:
-            future = pool.submit(self._handle, request, self._invoker)
+            future = pool.submit(self._handle, request)
             while True:
                 try:
                     response: Response = future.result(timeout=self.keepalive_interval)

@@ -17,10 +17,9 @@ The function must be deployed with ``web: raw``: only then does the event carry 
 string and the body as sent (``queryString``, ``body``, ``isBase64Encoded``), which signature
 verification needs; with ``web: true`` the platform parses both into the event's top level.
 
-How user code runs: the handler's async path runs through asgiref's ``async_to_sync``, as under
-``InngestWSGI``, so sync functions (and sync step callables) run on the thread that called
-``main``, and async functions on an event loop asgiref runs for the invocation. ``main`` must
-therefore not be called from a thread that is running an event loop.
+How user code runs: as under ``InngestWSGI``, sync functions (and sync step callables) run on
+the thread that called ``main``, and async code on the process's bridge event loop, which runs
+in a daemon thread. ``main`` may be called from any thread.
 
 The URL registered at sync is the web function's own URL: ``context.api_host`` +
 ``/api/v1/web`` + ``context.function_name`` (+ ``http.path``, the part after the function
@@ -36,13 +35,11 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypedDict
 from urllib.parse import quote
 
-from asgiref.sync import async_to_sync
-
+from . import _bridge
 from ._client import Inngest
 from ._errors import BadRequestError, ProtocolError
 from ._function import Function
 from ._handler import DEFAULT_MAX_BODY_SIZE, ServeHandler, too_large
-from ._invoke import CallerThreadInvoker
 from ._messages import Request, Response
 
 __all__ = ["DigitalOceanResult", "serve"]
@@ -89,15 +86,13 @@ def serve(
         serve_origin=serve_origin,
         serve_path=serve_path,
     )
-    invoker = CallerThreadInvoker()
-    handle = async_to_sync(handler.handle)
 
     def main(event: Mapping[str, Any], context: Any) -> DigitalOceanResult:
         try:
             request = request_from_event(event, context, max_body_size)
         except ProtocolError as exc:  # not a web: raw event, or a body over the limit
             return _result(handler.reject(exc))
-        return _result(handle(request, invoker))
+        return _result(_bridge.run(lambda invoker: handler.handle(request, invoker)))
 
     return main
 
