@@ -3,6 +3,9 @@ real response in an envelope, over real sockets under uvicorn (ASGI) and gunicor
 
 from __future__ import annotations
 
+import contextlib
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -12,20 +15,53 @@ import msgspec
 import pytest
 
 from .apps import streaming
-from .conftest import gunicorn_server, uvicorn_server
+from .conftest import HOST, ROOT, free_port, gunicorn_server, uvicorn_server, wait_for_port
 from .protocol import SIGNING_KEY, call_body, sign_body, step_id, verify_response_signature
 
+#: ASGI servers started from their command line, serving ``tests.apps.streaming:asgi``.
+COMMANDS = {
+    "hypercorn": ["-m", "hypercorn", "--bind", "{host}:{port}", "tests.apps.streaming:asgi"],
+    "gunicorn-uvicorn": [
+        *("-m", "gunicorn", "-k", "uvicorn_worker.UvicornWorker", "--workers", "1"),
+        *("--bind", "{host}:{port}", "tests.apps.streaming:asgi"),
+    ],
+}
 
-@pytest.fixture(scope="module", params=["uvicorn", "gunicorn"])
+
+@contextlib.contextmanager
+def _command_server(name: str) -> Iterator[str]:
+    port = free_port()
+    args = [a.format(host=HOST, port=port) for a in COMMANDS[name]]
+    proc = subprocess.Popen(
+        [sys.executable, *args], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        wait_for_port(port, alive=lambda: proc.poll() is None)
+        yield f"http://{HOST}:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+@pytest.fixture(
+    scope="module", params=["uvicorn", "hypercorn", "gunicorn-uvicorn", "gunicorn-sync"]
+)
 def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     if request.param == "uvicorn":
         with uvicorn_server(streaming.asgi_app()) as url:
             yield url
-    else:
+    elif request.param == "gunicorn-sync":
         log = tmp_path_factory.mktemp("gunicorn") / "log"
         with gunicorn_server("tests.apps.streaming:wsgi_app()", env={}, log=log) as url:
+            yield url
+    else:
+        with _command_server(request.param) as url:
             yield url
 
 

@@ -74,3 +74,7 @@ def wsgi_app(cloud: bool = False) -> InngestWSGI:
         streaming=True,
         keepalive_interval=KEEPALIVE,
     )
+
+
+#: For servers started from the command line (hypercorn, gunicorn with uvicorn workers).
+asgi = asgi_app()
