@@ -82,7 +82,7 @@ class InngestASGI:
         elif self.app is not None:
             await self.app(scope, receive, send)
         elif scope["type"] == "lifespan":
-            await _lifespan(receive, send)
+            await acknowledge_lifespan(receive, send)
         elif scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1000, "reason": None})
 
@@ -255,7 +255,7 @@ async def _respond(send: ASGISendCallable, response: Response) -> None:
     await send({"type": "http.response.body", "body": response.body, "more_body": False})
 
 
-async def _lifespan(receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
+async def acknowledge_lifespan(receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
     """Standalone (``uvicorn module:app``): nothing to start or stop, acknowledge both."""
     while True:
         message = await receive()

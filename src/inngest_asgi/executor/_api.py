@@ -22,6 +22,8 @@ from urllib.parse import unquote
 import msgspec
 from asgiref.typing import ASGIReceiveCallable, ASGISendCallable, HTTPScope, Scope
 
+from inngest_asgi._asgi import acknowledge_lifespan
+
 from ._registry import SyncError
 from ._signing import bearer_ok
 
@@ -45,13 +47,8 @@ class ExecutorAPI:
         self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
     ) -> None:
         if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
+            await acknowledge_lifespan(receive, send)
+            return
         if scope["type"] != "http":
             return
         body = b""
