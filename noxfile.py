@@ -122,3 +122,20 @@ def bench(session: nox.Session) -> None:
         f"{stem}.md",
         *session.posargs,
     )
+
+
+@nox.session
+def soak(session: nox.Session) -> None:
+    """The load and fault tests with soak-sized counts (INNGEST_SOAK=1): thousands of runs
+    under uvicorn and gunicorn, 150k requests for the memory check. Prints each test's
+    figures (docs/reliability.md)."""
+    session.install("-e", ".[test]")
+    session.run(
+        "pytest",
+        "tests/test_load.py",
+        "tests/test_faults.py",
+        "-s",
+        "--timeout=1800",
+        *session.posargs,
+        env={"INNGEST_SOAK": "1"},
+    )
