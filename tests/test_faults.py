@@ -451,11 +451,6 @@ def _circular() -> list[Any]:
     return loop
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: encode_output (_engine.py) does not catch the RecursionError msgspec raises "
-    "for a self-referential value, so it ends as a retriable 500 'unknown' error",
-)
 @pytest.mark.parametrize("where", ["step", "function"])
 def test_self_referential_output_is_a_non_retriable_error(where: str) -> None:
     @fault_client.create_function(fn_id=f"loop-{where}", trigger=inngest.TriggerEvent(event="f/l"))

@@ -422,11 +422,6 @@ def test_memory_stays_flat_over_many_requests() -> None:
         assert last[2] - first[2] < 64 * 2**20
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: the ASGI shell runs async functions in the caller's context, so a ContextVar "
-    "a function sets stays set for the next request served by the same task",
-)
 def test_context_does_not_leak_between_requests_served_by_one_task() -> None:
     """uvicorn and hypercorn run each request in a task of its own, but nothing in ASGI says
     so: httpx's ASGITransport, for one, calls the app from the caller's task. A ContextVar

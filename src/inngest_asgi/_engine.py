@@ -107,7 +107,7 @@ def encode_output(value: Any, what: str) -> msgspec.Raw:
     """Encode a step's or function's output now, so that a bad value is blamed on its source."""
     try:
         return msgspec.Raw(encoder.encode(value))
-    except (TypeError, ValueError, OverflowError) as exc:
+    except (TypeError, ValueError, OverflowError, RecursionError) as exc:
         raise OutputUnserializableError(
             f"{what} returned a value that cannot be serialized to JSON: {exc}"
         ) from None

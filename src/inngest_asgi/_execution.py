@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextvars
 import logging
+from collections.abc import Coroutine, Generator
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -87,15 +89,13 @@ async def execute(
     failure: Exception | None = None
     output: Any = None
     token = current_replay.set(replay)
-    if fn.is_handler_async:
-        replay.owner = current_task()
     try:
         if mw:
             await mw.call("transform_input", ctx, fn, StepMemos(call.steps))
             if not replay.replaying:
                 await mw.start()
         if fn.is_handler_async:
-            output = await fn.handler(ctx)
+            output = await _run_isolated(fn.handler(ctx), replay)
         else:
             output = await invoker.run_sync(fn.handler, ctx)
     except Interrupt:
@@ -115,6 +115,44 @@ async def execute(
     except Exception as exc:  # a middleware hook failed: the attempt failed, and may be retried
         return _failure_response(fn, exc, client.logger)
     return response
+
+
+async def _run_isolated(coro: Coroutine[Any, Any, Any], replay: Replay) -> Any:
+    """Await the function with context variables of its own, so what it sets stays with this
+    attempt even when the host serves several requests from one task."""
+    replay.owner = current_task()  # step calls from this task have no asyncio.gather siblings
+    return await _InContext(coro, contextvars.copy_context())
+
+
+class _InContext:
+    """Awaits a coroutine, running each of its slices in ``context`` (what a task does, without
+    the cost of a task)."""
+
+    __slots__ = ("_context", "_coro")
+
+    def __init__(self, coro: Coroutine[Any, Any, Any], context: contextvars.Context) -> None:
+        self._coro = coro
+        self._context = context
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        coro, run = self._coro, self._context.run
+        value: Any = None
+        error: BaseException | None = None
+        while True:
+            try:
+                if error is None:
+                    yielded = run(coro.send, value)
+                else:
+                    yielded, error = run(coro.throw, error), None
+            except StopIteration as stop:
+                return stop.value
+            try:
+                value = yield yielded
+            except GeneratorExit:
+                run(coro.close)
+                raise
+            except BaseException as exc:  # cancellation and the like go into the coroutine
+                value, error = None, exc
 
 
 async def _outcome(
