@@ -1,6 +1,6 @@
 """Faults: outbound calls that are refused, fail, hang or lose their answer; handlers that never
 return or swallow what stops them; outputs that cannot be encoded. Each ends in a defined
-outcome (docs/reliability.md), bounded in time, with no thread or task left behind.
+outcome (docs/security-and-reliability.md), bounded in time, with no thread or task left behind.
 
 Already covered elsewhere and not repeated here: event sends retried on 5xx with one seed,
 not retried on 4xx, given up after five attempts (test_outbound.py); a refused or malformed

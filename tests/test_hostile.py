@@ -7,7 +7,7 @@ a function. The ASGI shell is called with hand-built scope/receive/send, the WSG
 hand-built environ, so bytes no HTTP client would send reach them too.
 
 Example counts scale with ``HOSTILE_SCALE`` (default 1; e.g. ``HOSTILE_SCALE=20`` for a long
-run). See docs/security.md for the figures measured.
+run). See docs/security-and-reliability.md for the figures measured.
 """
 
 from __future__ import annotations
