@@ -25,6 +25,8 @@ import anyio.to_thread
 import httpx
 import pytest
 
+from inngest_asgi.executor import RunStatus
+
 Handler = Callable[[Any, Any], Any]
 ToEvent = Callable[["HttpCall"], tuple[dict[str, Any], Any]]
 FromResult = Callable[[Any], tuple[int, list[tuple[str, str]], bytes]]
@@ -173,6 +175,21 @@ def event_asgi_app(runtime: FunctionRuntime, to_event: ToEvent, from_result: Fro
         await send({"type": "http.response.body", "body": content})
 
     return app
+
+
+def check_shop_runs(executor: Any, app_id: str) -> None:
+    """The example shop app's two runs completed with the outputs its workflow computes."""
+    [order] = executor.runs_for(f"{app_id}-process-order")
+    [refund] = executor.runs_for(f"{app_id}-refund-order")
+    assert order.status is RunStatus.COMPLETED, order
+    assert order.output == {
+        "order_id": 7,
+        "total": 60,
+        "reservation": "reserved-7",
+        "receipt": "receipt for 60 cents",
+    }
+    assert refund.status is RunStatus.COMPLETED, refund
+    assert refund.output == {"order_id": 7, "amount": 60, "note": "refunded 60 cents"}
 
 
 def test_function_runtime_runs_invocations_on_its_own_thread() -> None:

@@ -29,11 +29,18 @@ import pytest
 
 import inngest_asgi as inngest
 from inngest_asgi.digital_ocean import serve
-from inngest_asgi.executor import Executor, RunStatus, UvicornServer, VirtualClock
+from inngest_asgi.executor import Executor, UvicornServer, VirtualClock
 
 from .conftest import HOST, FakeInngestAPI, free_port
 from .protocol import SIGNING_KEY, check_response_signature, drive, sign_body
-from .test_hosts_bridge import EventTransport, FunctionRuntime, HttpCall, event_asgi_app, use_env
+from .test_hosts_bridge import (
+    EventTransport,
+    FunctionRuntime,
+    HttpCall,
+    check_shop_runs,
+    event_asgi_app,
+    use_env,
+)
 
 EXAMPLE = (
     Path(__file__).resolve().parent.parent
@@ -313,14 +320,4 @@ async def test_example_through_the_executor(monkeypatch: pytest.MonkeyPatch) -> 
                 await ex.advance(2)  # the cool-down sleeps
                 await ex.run_until_idle()
             assert all(set(e) == {"http"} for e in runtime.invocations)
-    [order] = ex.runs_for("shop-digitalocean-process-order")
-    [refund] = ex.runs_for("shop-digitalocean-refund-order")
-    assert order.status is RunStatus.COMPLETED, order
-    assert order.output == {
-        "order_id": 7,
-        "total": 60,
-        "reservation": "reserved-7",
-        "receipt": "receipt for 60 cents",
-    }
-    assert refund.status is RunStatus.COMPLETED, refund
-    assert refund.output == {"order_id": 7, "amount": 60, "note": "refunded 60 cents"}
+    check_shop_runs(ex, "shop-digitalocean")

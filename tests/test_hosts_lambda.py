@@ -38,7 +38,7 @@ import pytest
 
 pytest.importorskip("mangum")
 
-from inngest_asgi.executor import Executor, RunStatus, UvicornServer, VirtualClock
+from inngest_asgi.executor import Executor, UvicornServer, VirtualClock
 
 from .conftest import HOST, FakeInngestAPI, free_port
 from .protocol import (
@@ -51,6 +51,7 @@ from .test_hosts_bridge import (
     EventTransport,
     FunctionRuntime,
     HttpCall,
+    check_shop_runs,
     event_asgi_app,
     use_env,
 )
@@ -450,14 +451,4 @@ async def test_example_through_the_executor(monkeypatch: pytest.MonkeyPatch, sha
             assert all(
                 ("httpMethod" in e) == (shape.name == "rest_v1") for e in runtime.invocations
             )
-    [order] = ex.runs_for("shop-lambda-process-order")
-    [refund] = ex.runs_for("shop-lambda-refund-order")
-    assert order.status is RunStatus.COMPLETED, order
-    assert order.output == {
-        "order_id": 7,
-        "total": 60,
-        "reservation": "reserved-7",
-        "receipt": "receipt for 60 cents",
-    }
-    assert refund.status is RunStatus.COMPLETED, refund
-    assert refund.output == {"order_id": 7, "amount": 60, "note": "refunded 60 cents"}
+    check_shop_runs(ex, "shop-lambda")

@@ -26,10 +26,11 @@ pytest.importorskip("tornado")
 import tornado.web
 
 import inngest_asgi as inngest
-from inngest_asgi.executor import Executor, RunStatus, UvicornServer, VirtualClock
+from inngest_asgi.executor import Executor, UvicornServer, VirtualClock
 
 from .conftest import HOST, FakeInngestAPI, free_port, wait_for_port
 from .protocol import SIGNING_KEY, check_response_signature, drive, sign_body
+from .test_hosts_bridge import check_shop_runs
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "tornado_app.py"
 ORDER = {"order_id": 7, "items": [1, 2, 3]}
@@ -114,17 +115,7 @@ async def test_example_runs_both_functions_through_the_executor(
             await ex.run_until_idle()
             await ex.advance(2)  # the cool-down sleeps
             await ex.run_until_idle()
-    [order] = ex.runs_for("shop-tornado-process-order")
-    [refund] = ex.runs_for("shop-tornado-refund-order")
-    assert order.status is RunStatus.COMPLETED, order
-    assert order.output == {
-        "order_id": 7,
-        "total": 60,
-        "reservation": "reserved-7",
-        "receipt": "receipt for 60 cents",
-    }
-    assert refund.status is RunStatus.COMPLETED, refund
-    assert refund.output == {"order_id": 7, "amount": 60, "note": "refunded 60 cents"}
+    check_shop_runs(ex, "shop-tornado")
 
 
 # --- GET, PUT and POST over real sockets ------------------------------------------------------

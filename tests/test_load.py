@@ -8,7 +8,8 @@ complete, and memory stays flat over many requests.
 
 The counts here keep the module fast enough for every test run; ``nox -s soak`` sets
 ``INNGEST_SOAK=1`` and runs it with larger ones. Each test prints its figures (``-s`` shows
-them); timing bounds are deliberately loose, the figures are what docs/security-and-reliability.md records.
+them); timing bounds are deliberately loose, the figures are what
+docs/security-and-reliability.md records.
 """
 
 from __future__ import annotations
