@@ -170,7 +170,6 @@ class Replay:
         "max_attempts",
         "owner",
         "stopped",
-        "target_found",
     )
 
     def __init__(
@@ -196,7 +195,6 @@ class Replay:
         self.stopped: list[Op] | None = None
         #: A protocol error that ends the request, whatever user code does with the interrupt.
         self.fatal: ProtocolError | None = None
-        self.target_found = False
         #: The asyncio task running the function, when it is async and on asyncio.
         self.owner: object | None = None
 
@@ -223,7 +221,7 @@ class Replay:
             )
 
     @staticmethod
-    def _memo_error(memo: Any) -> Any:
+    def _memo_value(memo: Any) -> Any:
         data, error = _unwrap_memo(memo)
         if error is not None:
             raise StepError(
@@ -233,13 +231,10 @@ class Replay:
             )
         return data
 
-    def _check_target(self, info: _StepInfo) -> bool:
-        """Whether a new step may proceed under targeting; skips or fails otherwise."""
-        if self._target is None:
-            return True
-        if self._target == info.hashed:
-            self.target_found = True
-            return True
+    def _check_target(self, info: _StepInfo) -> None:
+        """Return if a new step may proceed under targeting; skip its branch or fail if not."""
+        if self._target is None or self._target == info.hashed:
+            return
         if self._group is not None:
             self._group.skipped = True
             raise _BranchStop
@@ -288,7 +283,7 @@ class Replay:
             return _StepInfo(user_id, hashed, count or None), MISSING
         if type(memo) is dict and len(memo) == 1 and "data" in memo:
             return None, memo["data"]
-        return None, self._memo_error(memo)
+        return None, self._memo_value(memo)
 
     async def settle(self, info: _StepInfo, op: Op | None) -> None:
         """Let sibling step calls started in the same loop iteration (``asyncio.gather``)
