@@ -5,8 +5,7 @@ Public errors, raised by or to user code::
     Exception
     ├── InngestError                   base of every error this package raises on purpose
     │   ├── ConfigError                bad client or function configuration (raised at set-up time)
-    │   ├── SendEventsError            events could not be sent (``.ids`` holds the ids that were)
-    │   └── RegistrationError          an out-of-band sync failed
+    │   └── SendEventsError            events could not be sent (``.ids`` holds the ids that were)
     ├── NonRetriableError              user code: fail the run now, do not retry
     ├── RetryAfterError                user code: retry, but not before ``retry_after``
     └── StepError                      a step failed for good; raised in user code on replay
@@ -34,7 +33,6 @@ __all__ = [
     "ConfigError",
     "InngestError",
     "NonRetriableError",
-    "RegistrationError",
     "RetryAfterError",
     "SendEventsError",
     "StepError",
@@ -55,10 +53,6 @@ class SendEventsError(InngestError):
     def __init__(self, message: str, ids: list[str] | None = None) -> None:
         super().__init__(message)
         self.ids: list[str] = list(ids or [])
-
-
-class RegistrationError(InngestError):
-    """An out-of-band sync with the Inngest API failed."""
 
 
 class NonRetriableError(Exception):
