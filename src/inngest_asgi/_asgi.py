@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sys
 from collections.abc import Iterable
+from contextlib import suppress
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -37,8 +39,8 @@ class InngestASGI:
     ``Mount("/api/inngest", InngestASGI(client, [fn]))``. With ``app`` it answers ``path``
     and passes every other request, websocket and lifespan message to ``app`` untouched.
 
-    Sync functions run in worker threads, at most ``max_threads`` at once (anyio's default
-    limit of 40 when None). Bodies over ``max_body_size`` bytes are refused with 413.
+    Sync functions run in this app's worker threads, at most ``max_threads`` at once (40 when
+    None). Bodies over ``max_body_size`` bytes are refused with 413.
     ``streaming`` (``INNGEST_STREAMING`` when None) answers execution requests as streams with
     a keepalive byte every ``keepalive_interval`` seconds. ``serve_origin`` / ``serve_path``
     set the public URL registered at sync, over the client's values.
@@ -125,24 +127,24 @@ class InngestASGI:
         """Run an attempt; cancel it if the caller disconnects after ``WATCH_AFTER`` seconds
         (most attempts are over by then, and watching costs a task)."""
         try:
-            loop = asyncio.get_running_loop()
+            task = asyncio.current_task()
         except RuntimeError:  # not asyncio (trio): no watcher, the attempt runs to its end
+            task = None
+        if task is None:
             await _respond(send, await self.handler.handle(request, self._invoker))
             return
-        watcher: list[asyncio.Task[None]] = []
-        with anyio.CancelScope() as cancel:
-            timer = loop.call_later(
-                WATCH_AFTER,
-                lambda: watcher.append(loop.create_task(_cancel_on_disconnect(receive, cancel))),
-            )
-            try:
-                response = await self.handler.handle(request, self._invoker)
-            finally:
-                timer.cancel()
-                for task in watcher:
-                    task.cancel()
-        if not cancel.cancelled_caught:
-            await _respond(send, response)
+        watch = _DisconnectWatch(task, receive)
+        try:
+            response = await self.handler.handle(request, self._invoker)
+        except asyncio.CancelledError:
+            if not watch.cancels:
+                raise
+        finally:
+            watch.close()
+        if watch.cancels:
+            await watch.absorb()
+            return  # the caller left: nobody is there to answer
+        await _respond(send, response)
 
     async def _stream(
         self, request: Request, receive: ASGIReceiveCallable, send: ASGISendCallable
@@ -230,6 +232,59 @@ def _query_suffix(scope: HTTPScope) -> str:
 
 #: Seconds an attempt runs before its connection is watched for a disconnect.
 WATCH_AFTER = 0.25
+
+
+#: Seconds between cancellations of an attempt whose caller left and that goes on anyway.
+RECANCEL_INTERVAL = 0.05
+
+
+class _DisconnectWatch:
+    """Cancels the task running an attempt once its caller disconnects.
+
+    Watching starts ``WATCH_AFTER`` seconds in (a timer until then, not a task). Cancellation
+    is level-triggered, as in anyio: code that swallows the ``CancelledError`` is cancelled
+    again at its next wait, until the attempt ends. :meth:`absorb` then takes back what this
+    watch asked of the task, so the host's own cancellations keep their meaning.
+    """
+
+    __slots__ = ("_receive", "_task", "_timer", "_watcher", "cancels", "closed")
+
+    def __init__(self, task: asyncio.Task[Any], receive: ASGIReceiveCallable) -> None:
+        self._task = task
+        self._receive = receive
+        self._watcher: asyncio.Task[None] | None = None
+        self._timer = task.get_loop().call_later(WATCH_AFTER, self._start)
+        #: How many times this watch cancelled the task.
+        self.cancels = 0
+        self.closed = False
+
+    def _start(self) -> None:
+        self._watcher = self._task.get_loop().create_task(self._watch())
+
+    async def _watch(self) -> None:
+        while (await self._receive())["type"] != "http.disconnect":
+            pass
+        while not self.closed and self._task.cancel():
+            self.cancels += 1
+            await asyncio.sleep(RECANCEL_INTERVAL)
+
+    def close(self) -> None:
+        """The attempt is over: cancel nothing more."""
+        self.closed = True
+        self._timer.cancel()
+        if self._watcher is not None:
+            self._watcher.cancel()
+
+    async def absorb(self) -> None:
+        """Take in a cancellation asked for but not yet delivered, and undo this watch's
+        requests; re-raise if someone else cancelled the task too."""
+        with suppress(asyncio.CancelledError):
+            await asyncio.sleep(0)
+        if sys.version_info >= (3, 11):
+            for _ in range(self.cancels):
+                self._task.uncancel()
+            if self._task.cancelling():
+                raise asyncio.CancelledError
 
 
 async def _cancel_on_disconnect(receive: ASGIReceiveCallable, scope: anyio.CancelScope) -> None:
