@@ -20,6 +20,7 @@ from asgiref.typing import (
 )
 
 from ._client import Inngest
+from ._coroutines import first_slice, resume
 from ._function import Function
 from ._handler import DEFAULT_MAX_BODY_SIZE, ServeHandler, Streaming, too_large
 from ._invoke import ThreadPoolInvoker
@@ -124,18 +125,24 @@ class InngestASGI:
     async def _serve_call(
         self, request: Request, receive: ASGIReceiveCallable, send: ASGISendCallable
     ) -> None:
-        """Run an attempt; cancel it if the caller disconnects after ``WATCH_AFTER`` seconds
-        (most attempts are over by then, and watching costs a task)."""
+        """Run an attempt; cancel it if the caller disconnects. Watching starts once the
+        attempt has waited ``WATCH_AFTER`` seconds: most attempts never wait at all, and
+        those pay nothing for it."""
+        attempt = self.handler.handle(request, self._invoker)
+        done, value = first_slice(attempt)
+        if done:
+            await _respond(send, value)
+            return
         try:
             task = asyncio.current_task()
         except RuntimeError:  # not asyncio (trio): no watcher, the attempt runs to its end
             task = None
         if task is None:
-            await _respond(send, await self.handler.handle(request, self._invoker))
+            await _respond(send, await resume(attempt, value))
             return
         watch = _DisconnectWatch(task, receive)
         try:
-            response = await self.handler.handle(request, self._invoker)
+            response = await resume(attempt, value)
         except asyncio.CancelledError:
             if not watch.cancels:
                 raise

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import contextvars
 import logging
-from collections.abc import Coroutine, Generator
+from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from ._context import Context, ContextSync, ReplayAwareLogger, current_replay
+from ._coroutines import first_slice, resume
 from ._durations import iso_utc
 from ._engine import (
     Interrupt,
@@ -119,40 +120,12 @@ async def execute(
 
 async def _run_isolated(coro: Coroutine[Any, Any, Any], replay: Replay) -> Any:
     """Await the function with context variables of its own, so what it sets stays with this
-    attempt even when the host serves several requests from one task."""
+    attempt even when the host serves several requests from one task (what a task does,
+    without the cost of one)."""
     replay.owner = current_task()  # step calls from this task have no asyncio.gather siblings
-    return await _InContext(coro, contextvars.copy_context())
-
-
-class _InContext:
-    """Awaits a coroutine, running each of its slices in ``context`` (what a task does, without
-    the cost of a task)."""
-
-    __slots__ = ("_context", "_coro")
-
-    def __init__(self, coro: Coroutine[Any, Any, Any], context: contextvars.Context) -> None:
-        self._coro = coro
-        self._context = context
-
-    def __await__(self) -> Generator[Any, Any, Any]:
-        coro, run = self._coro, self._context.run
-        value: Any = None
-        error: BaseException | None = None
-        while True:
-            try:
-                if error is None:
-                    yielded = run(coro.send, value)
-                else:
-                    yielded, error = run(coro.throw, error), None
-            except StopIteration as stop:
-                return stop.value
-            try:
-                value = yield yielded
-            except GeneratorExit:
-                run(coro.close)
-                raise
-            except BaseException as exc:  # cancellation and the like go into the coroutine
-                value, error = None, exc
+    run = contextvars.copy_context().run
+    done, value = first_slice(coro, run)
+    return value if done else await resume(coro, value, run)
 
 
 async def _outcome(
