@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 
 import pytest
@@ -194,3 +196,22 @@ def test_reencoded_json_still_verifies(value: object, key: str, at: int) -> None
     canonical = canonicalize(json.dumps(value).encode())
     spaced = json.dumps(value, indent=2, ensure_ascii=True).encode()
     assert verify(sign(canonical, key, at), spaced, [key], now=at) == key
+
+
+@given(body=st.binary(max_size=100), key=hex_keys, at=stamps, wrong=st.text("0123456789abcdef"))
+def test_header_fields_parse_as_a_query_string(body: bytes, key: str, at: int, wrong: str) -> None:
+    """Field order does not matter, and the first of a repeated field wins, whatever form the
+    header takes."""
+    mac = sign(body, key, at).partition("&s=")[2]
+    assume(wrong != mac)
+    assert verify(f"s={mac}&t={at}", body, [key], now=at) == key
+    assert verify(f"t={at}&s={mac}&s={wrong}", body, [key], now=at) == key
+    assert verify(f"t={at}&x=1&s={mac}", body, [key], now=at) == key
+    with pytest.raises(UnauthorizedError):
+        verify(f"t={at}&s={wrong}&s={mac}", body, [key], now=at)
+
+
+@given(body=st.binary(max_size=300), key=hex_keys, at=stamps)
+def test_signature_is_the_standard_hmac(body: bytes, key: str, at: int) -> None:
+    expected = hmac.new(normalize_key(key).encode(), body + str(at).encode(), hashlib.sha256)
+    assert sign(body, key, at) == f"t={at}&s={expected.hexdigest()}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import sys
 from collections.abc import Iterable
@@ -217,24 +218,32 @@ def safe_host(host: str | None, fallback: str) -> str:
 def _url(scope: HTTPScope, headers: dict[str, str]) -> str:
     server = scope.get("server")
     fallback = f"{server[0]}:{server[1]}" if server and server[1] is not None else "localhost"
-    host = safe_host(headers.get("host"), fallback)
-    root, path = scope.get("root_path", ""), scope["path"]
+    query = scope["query_string"]
+    base = _base_url(
+        scope["scheme"],
+        headers.get("host"),
+        fallback,
+        scope.get("root_path", ""),
+        scope["path"],
+        scope.get("raw_path"),
+    )
+    return f"{base}?{query.decode('latin-1')}" if query else base
+
+
+@functools.lru_cache(maxsize=256)
+def _base_url(
+    scheme: str, host: str | None, fallback: str, root: str, path: str, raw: bytes | None
+) -> str:
+    """The URL without its query. An app sees few distinct ones: they are kept."""
+    host = safe_host(host, fallback)
     # Starlette and recent uvicorn keep the mount prefix in "path"; the spec says it is not.
     if root and not path.startswith(root):
         path = root.rstrip("/") + path
-    elif not root:
+    elif not root and raw:
         # Some routers (Litestar mounts) rewrite "path" without setting root_path: the path
         # the client asked for is then only in raw_path.
-        raw = scope.get("raw_path")
-        if raw:
-            path = raw.decode("latin-1").partition("?")[0] or path
-            return f"{scope['scheme']}://{host}{path}" + _query_suffix(scope)
-    return f"{scope['scheme']}://{host}{quote(path)}" + _query_suffix(scope)
-
-
-def _query_suffix(scope: HTTPScope) -> str:
-    query = scope["query_string"].decode("latin-1")
-    return f"?{query}" if query else ""
+        return f"{scheme}://{host}{raw.decode('latin-1').partition('?')[0] or quote(path)}"
+    return f"{scheme}://{host}{quote(path)}"
 
 
 #: Seconds an attempt runs before its connection is watched for a disconnect.

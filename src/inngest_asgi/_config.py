@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import functools
 from collections.abc import Mapping
 from typing import Literal
 
@@ -39,7 +40,7 @@ class Settings:
     serve_path: str | None
     request_timeout: float
 
-    @property
+    @functools.cached_property
     def signing_keys(self) -> tuple[str, ...]:
         return tuple(k for k in (self.signing_key, self.signing_key_fallback) if k)
 

@@ -39,7 +39,8 @@ class ReplayAwareLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
     logged once per run instead of once per request."""
 
     def __init__(self, logger: logging.Logger, replay: Replay) -> None:
-        super().__init__(logger, {})
+        self.logger = logger
+        self.extra = {}
         self._replay = replay
 
     def isEnabledFor(self, level: int) -> bool:

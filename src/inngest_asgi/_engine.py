@@ -88,8 +88,11 @@ def current_task() -> object | None:
         return None
 
 
+_sha1 = hashlib.sha1
+
+
 def hash_step_id(pre: str) -> str:
-    return hashlib.sha1(pre.encode(), usedforsecurity=False).hexdigest()
+    return _sha1(pre.encode(), usedforsecurity=False).hexdigest()
 
 
 def error_body(exc: BaseException, code: str = "unknown") -> ErrorBody:
@@ -272,12 +275,16 @@ class Replay:
         """
         if self.stopped is not None or self._running is not None or type(user_id) is not str:
             self._check_call(user_id)
-        count = self._counts.get(user_id, 0)
-        self._counts[user_id] = count + 1
-        pre = f"{user_id}:{count}" if count else user_id
-        if not pre:
-            self._check_call(user_id)
-        hashed = hashlib.sha1(pre.encode(), usedforsecurity=False).hexdigest()
+        counts = self._counts
+        count = counts.get(user_id, 0)
+        counts[user_id] = count + 1
+        if count:
+            pre = f"{user_id}:{count}"
+        elif user_id:
+            pre = user_id
+        else:
+            self._check_call(user_id)  # raises: an empty id
+        hashed = _sha1(pre.encode(), usedforsecurity=False).hexdigest()
         memo = self._memos.pop(hashed, MISSING)
         if memo is MISSING:
             return _StepInfo(user_id, hashed, count or None), MISSING

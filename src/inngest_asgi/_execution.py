@@ -71,22 +71,32 @@ async def execute(
         attempt=cctx.attempt,
         max_attempts=cctx.max_attempts,
     )
-    mw = MiddlewareRunner.build([*client.middleware, *fn.middleware], client, request, invoker)
-    fields: dict[str, Any] = {
-        "attempt": cctx.attempt,
-        "event": event,
-        "events": events,
-        "logger": ReplayAwareLogger(client.logger, replay),
-        "run_id": cctx.run_id,
-        "max_attempts": cctx.max_attempts,
-    }
+    factories = client.middleware + fn.middleware if fn.middleware else client.middleware
+    mw = MiddlewareRunner.build(factories, client, request, invoker)
+    logger = ReplayAwareLogger(client.logger, replay)
     ctx: Context | ContextSync
     if fn.is_handler_async:
-        step = Step(replay, invoker, client, mw)
-        ctx = Context(step=step, group=Group(replay, invoker), **fields)
+        ctx = Context(
+            cctx.attempt,
+            event,
+            events,
+            logger,
+            cctx.run_id,
+            cctx.max_attempts,
+            Step(replay, invoker, client, mw),
+            Group(replay, invoker),
+        )
     else:
-        step_sync = StepSync(replay, invoker, client, mw)
-        ctx = ContextSync(step=step_sync, group=GroupSync(replay), **fields)
+        ctx = ContextSync(
+            cctx.attempt,
+            event,
+            events,
+            logger,
+            cctx.run_id,
+            cctx.max_attempts,
+            StepSync(replay, invoker, client, mw),
+            GroupSync(replay),
+        )
     failure: Exception | None = None
     output: Any = None
     token = current_replay.set(replay)
@@ -149,8 +159,10 @@ async def _outcome(
                 )
             for op in replay.stopped:
                 if op.op == "StepRun":
-                    info = TransformOutputStepInfo(id=op.id, op=op.op, opts=op.opts)
-                    data, _ = await _transform(mw, op.data, None, info)
+                    data = op.data
+                    if mw:
+                        info = TransformOutputStepInfo(id=op.id, op=op.op, opts=op.opts)
+                        data, _ = await _transform(mw, data, None, info)
                     op.data = encode_output(data, f'step "{op.display_name}"')
                 elif op.op == "InvokeFunction" and mw:
                     # Middleware may rewrite what is sent to the invoked function (its opts).

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -448,9 +449,13 @@ def streaming_from_env() -> bool:
     return value in ("force", "allow")
 
 
-def _query(request: Request) -> dict[str, str]:
+def _query(request: Request) -> Mapping[str, str]:
     """Query parameters; the first value of a repeated one wins."""
-    query = request.url.partition("?")[2].partition("#")[0]
+    return _parse_query(request.url.partition("?")[2].partition("#")[0])
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_query(query: str) -> Mapping[str, str]:
     params: dict[str, str] = {}
     for pair in query.split("&"):
         name, _, value = pair.partition("=")

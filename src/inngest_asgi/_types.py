@@ -49,12 +49,11 @@ def declared_output_type(fn: Any) -> Any:
     Called for every memoized step of every replay, so the answer is cached by the function's
     code object: closures made anew on each replay share their code, and so their entry.
     """
+    try:
+        return _by_code[fn.__code__]
+    except (AttributeError, KeyError):
+        pass
     code = getattr(fn, "__code__", None)
-    if code is not None:
-        try:
-            return _by_code[code]
-        except KeyError:
-            pass
     annotations = getattr(fn, "__annotations__", None)
     if not annotations or "return" not in annotations:
         result = None  # lambdas and unannotated callables
