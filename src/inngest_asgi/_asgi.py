@@ -75,6 +75,7 @@ class InngestASGI:
         self.path = normalize_path(path)
         self.max_body_size = max_body_size
         self._invoker = ThreadPoolInvoker(max_threads)
+        self._known = encoded_headers(self.handler.stream_headers())
 
     async def __call__(
         self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
@@ -118,7 +119,7 @@ class InngestASGI:
         if self.handler.streams(request):
             await self._stream(request, receive, send)
         elif request.method != "POST":
-            await _respond(send, await self.handler.handle(request, self._invoker))
+            await _respond(send, await self.handler.handle(request, self._invoker), self._known)
         else:
             # User code runs: if the caller goes away, stop it rather than leave it running.
             await self._serve_call(request, receive, send)
@@ -132,14 +133,14 @@ class InngestASGI:
         attempt = self.handler.handle(request, self._invoker)
         done, value = first_slice(attempt)
         if done:
-            await _respond(send, value)
+            await _respond(send, value, self._known)
             return
         try:
             task = asyncio.current_task()
         except RuntimeError:  # not asyncio (trio): no watcher, the attempt runs to its end
             task = None
         if task is None:
-            await _respond(send, await resume(attempt, value))
+            await _respond(send, await resume(attempt, value), self._known)
             return
         watch = _DisconnectWatch(task, receive)
         try:
@@ -152,7 +153,7 @@ class InngestASGI:
         if watch.cancels:
             await watch.absorb()
             return  # the caller left: nobody is there to answer
-        await _respond(send, response)
+        await _respond(send, response, self._known)
 
     async def _stream(
         self, request: Request, receive: ASGIReceiveCallable, send: ASGISendCallable
@@ -310,16 +311,34 @@ async def _cancel_on_disconnect(receive: ASGIReceiveCallable, scope: anyio.Cance
     scope.cancel()
 
 
-def _raw_headers(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
-    return [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+def _raw_headers(
+    headers: dict[str, str], known: dict[tuple[str, str], tuple[bytes, bytes]] | None = None
+) -> list[tuple[bytes, bytes]]:
+    """Headers as ASGI wants them; pairs found in ``known`` are not encoded again."""
+    if not known:
+        return [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+    get = known.get
+    return [
+        get(item) or (item[0].encode("latin-1"), item[1].encode("latin-1"))
+        for item in headers.items()
+    ]
 
 
-async def _respond(send: ASGISendCallable, response: Response) -> None:
+def encoded_headers(headers: dict[str, str]) -> dict[tuple[str, str], tuple[bytes, bytes]]:
+    """The raw form of headers every response carries, for :func:`_respond`."""
+    return dict(zip(headers.items(), _raw_headers(headers), strict=True))
+
+
+async def _respond(
+    send: ASGISendCallable,
+    response: Response,
+    known: dict[tuple[str, str], tuple[bytes, bytes]] | None = None,
+) -> None:
     await send(
         {
             "type": "http.response.start",
             "status": response.status,
-            "headers": _raw_headers(response.headers),
+            "headers": _raw_headers(response.headers, known),
             "trailers": False,
         }
     )

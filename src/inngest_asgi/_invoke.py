@@ -13,6 +13,7 @@ import contextvars
 import functools
 import inspect
 import threading
+import types
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol, TypeVar
 
@@ -114,7 +115,9 @@ async def _wait_uncancellable(future: asyncio.Future[Any]) -> None:
 
 async def call_user(fn: Callable[..., Any], args: tuple[Any, ...], invoker: Invoker) -> Any:
     """Call a user callable from async code, whatever its kind."""
-    if is_async_callable(fn):
+    if (type(fn) is types.FunctionType and fn.__code__.co_flags & inspect.CO_COROUTINE) or (
+        is_async_callable(fn)
+    ):
         return await fn(*args)
     result = await invoker.run_sync(fn, *args)
     if inspect.isawaitable(result):  # a sync lambda returning a coroutine
