@@ -541,6 +541,7 @@ def machine() -> dict[str, Any]:
         "packages": versions,
         "commit": commit,
         "load_average_at_start": _loadavg(),
+        "cpus_used": len(os.sched_getaffinity(0)),
     }
 
 
@@ -554,7 +555,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-e2e", action="store_true", help="skip the uvicorn figure")
     parser.add_argument("--e2e-seconds", type=float, default=10.0)
     parser.add_argument("--only", help="comma-separated case keys to run")
+    parser.add_argument(
+        "--one-cpu",
+        action="store_true",
+        help="run on one CPU (with every thread): a thread hop is then a context switch, not "
+        "a wake-up of another, idle CPU",
+    )
     args = parser.parse_args(argv)
+    if args.one_cpu:
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     if args.quick:
         args.repeats, args.sample_time, args.e2e_seconds = 3, 0.03, 3.0
     logging.disable(logging.WARNING)  # both SDKs log; the benchmark must not time log I/O

@@ -94,9 +94,11 @@ class InngestASGI:
     async def _serve(
         self, scope: HTTPScope, receive: ASGIReceiveCallable, send: ASGISendCallable
     ) -> None:
-        headers: dict[str, str] = {}
-        for name, value in scope["headers"]:
-            headers.setdefault(name.decode("latin-1").lower(), value.decode("latin-1"))
+        raw = scope["headers"]
+        if not isinstance(raw, (list, tuple)):
+            raw = list(raw)
+        # Reversed, so that the first of a repeated header is the one kept.
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in reversed(raw)}
         length = headers.get("content-length", "")
         if length.isascii() and length.isdigit() and int(length) > self.max_body_size:  # not "²"
             await _respond(send, self.handler.reject(too_large(self.max_body_size)))
@@ -217,13 +219,14 @@ def safe_host(host: str | None, fallback: str) -> str:
 
 
 def _url(scope: HTTPScope, headers: dict[str, str]) -> str:
-    server = scope.get("server")
-    fallback = f"{server[0]}:{server[1]}" if server and server[1] is not None else "localhost"
+    server: Any = scope.get("server")
+    if server is not None and type(server) is not tuple:
+        server = tuple(server)  # some servers give a list; the cache needs a key
     query = scope["query_string"]
     base = _base_url(
         scope["scheme"],
         headers.get("host"),
-        fallback,
+        server,
         scope.get("root_path", ""),
         scope["path"],
         scope.get("raw_path"),
@@ -233,9 +236,15 @@ def _url(scope: HTTPScope, headers: dict[str, str]) -> str:
 
 @functools.lru_cache(maxsize=256)
 def _base_url(
-    scheme: str, host: str | None, fallback: str, root: str, path: str, raw: bytes | None
+    scheme: str,
+    host: str | None,
+    server: tuple[Any, ...] | None,
+    root: str,
+    path: str,
+    raw: bytes | None,
 ) -> str:
     """The URL without its query. An app sees few distinct ones: they are kept."""
+    fallback = f"{server[0]}:{server[1]}" if server and server[1] is not None else "localhost"
     host = safe_host(host, fallback)
     # Starlette and recent uvicorn keep the mount prefix in "path"; the spec says it is not.
     if root and not path.startswith(root):

@@ -101,7 +101,7 @@ async def execute(
     output: Any = None
     token = current_replay.set(replay)
     try:
-        if mw:
+        if mw.active:
             await mw.call("transform_input", ctx, fn, StepMemos(call.steps))
             if not replay.replaying:
                 await mw.start()
@@ -121,7 +121,7 @@ async def execute(
         if mw.started:
             await mw.call("after_execution", reverse=True)
         response = await _outcome(fn, replay, mw, output, failure, client.logger)
-        if mw:
+        if mw.active:
             await mw.call("before_response")
     except Exception as exc:  # a middleware hook failed: the attempt failed, and may be retried
         return _failure_response(fn, exc, client.logger)
@@ -160,11 +160,11 @@ async def _outcome(
             for op in replay.stopped:
                 if op.op == "StepRun":
                     data = op.data
-                    if mw:
+                    if mw.active:
                         info = TransformOutputStepInfo(id=op.id, op=op.op, opts=op.opts)
                         data, _ = await _transform(mw, data, None, info)
                     op.data = encode_output(data, f'step "{op.display_name}"')
-                elif op.op == "InvokeFunction" and mw:
+                elif op.op == "InvokeFunction" and mw.active:
                     # Middleware may rewrite what is sent to the invoked function (its opts).
                     info = TransformOutputStepInfo(id=op.id, op=op.op, opts=op.opts)
                     await _transform(mw, None, None, info)
@@ -184,7 +184,7 @@ async def _transform(
     error: Exception | None,
     step: TransformOutputStepInfo | None,
 ) -> tuple[Any, Exception | None]:
-    if not mw:
+    if not mw.active:
         return output, error
     result = TransformOutputResult(error=error, output=output, step=step)
     await mw.call("transform_output", result, reverse=True)

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 __all__: list[str] = []
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)
 class Request:
     """One HTTP request to the serve endpoint.
 

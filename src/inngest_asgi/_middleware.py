@@ -148,11 +148,13 @@ async def _await(value: Any) -> Any:
 class MiddlewareRunner:
     """The middleware instances of one request, and how to call their hooks."""
 
-    __slots__ = ("_invoker", "_items", "started")
+    __slots__ = ("_invoker", "_items", "active", "started")
 
     def __init__(self, items: Sequence[Middleware], invoker: Invoker) -> None:
         self._items = list(items)
         self._invoker = invoker
+        #: Whether there is any middleware (hooks have something to call).
+        self.active = bool(self._items)
         self.started = False
 
     @classmethod
