@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import inspect
+import time
 from typing import Any
 from urllib.parse import urlencode
 
@@ -18,7 +19,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from inngest_asgi import Inngest, _signing
+from inngest_asgi import Inngest, InngestASGI, _signing
 from inngest_asgi._handler import ServeHandler
 from inngest_asgi._messages import Response
 from inngest_asgi._signing import MAX_SKEW
@@ -31,6 +32,7 @@ from .test_hostile import (
     FN_IDS,
     NOW,
     SPY,
+    asgi_call,
     check_response,
     core_headers,
     core_request,
@@ -322,3 +324,26 @@ def test_invalid_utf8_in_a_signed_request(cloud: ServeHandler, method: str, body
     response = handle(cloud, core_request(method, f"fnId={FN_IDS[0]}", headers, body))
     check_response(response.status, response.headers, response.body, SPY.take())
     assert response.status == 400
+
+
+@pytest.mark.parametrize("shape", [list, tuple, iter])
+def test_asgi_shell_keeps_the_first_of_repeated_headers(
+    fake_api_server: FakeInngestAPI, shape: Any
+) -> None:
+    """Of two ``x-inngest-signature`` headers only the first counts, however the server
+    hands the headers over (a list, a tuple, any iterable)."""
+    client = cloud_handler(fake_api_server.url, fallback=False)._client
+    app = InngestASGI(client, spy_functions(client))
+    body = msgspec.json.encode(call_body())
+    now = int(time.time())
+    good = raw_signature(body, SIGNING_KEY, now).encode()
+    bad = raw_signature(body, OTHER_KEY, now).encode()
+    query = f"fnId={FN_IDS[0]}&stepId=step".encode()
+    for first, second, expected in ((good, bad, 200), (bad, good, 401)):
+        headers = [(b"x-inngest-signature", first), (b"X-Inngest-Signature", second)]
+        status, response_headers, _ = asgi_call(
+            app, "POST", "/api/inngest", query, shape(headers), [body]
+        )
+        assert status == expected, (status, response_headers)
+        assert ("x-inngest-signature" in response_headers) == (expected == 200)
+    SPY.take()
