@@ -161,6 +161,7 @@ class Replay:
 
     __slots__ = (
         "_batch",
+        "_blocked",
         "_counts",
         "_group",
         "_immediate",
@@ -190,6 +191,8 @@ class Replay:
         self._immediate = not disable_immediate_execution
         self._group: _Group | None = None
         self._running: _StepInfo | None = None
+        #: True while a step call must take the slow path: stopped, or a step is running.
+        self._blocked = False
         self._batch: list[tuple[_StepInfo, Op | None]] | None = None
         self._released: anyio.Event | None = None
         self.attempt = attempt
@@ -247,6 +250,7 @@ class Replay:
 
     def _stop(self, ops: list[Op]) -> NoReturn:
         self.stopped = ops
+        self._blocked = True
         raise Interrupt
 
     def _fatal(self, error: ProtocolError) -> NoReturn:
@@ -261,19 +265,19 @@ class Replay:
 
     # --- the step protocol the facades follow ------------------------------------------------
     #
-    #   info, value = replay.lookup(step_id)        memo or MISSING; ids assigned here
+    #   value = replay.lookup(step_id)              the memo, or a _StepInfo if new; ids here
     #   await replay.settle(info, op)               async facades only (asyncio.gather)
     #   replay.plan_run(info) / replay.plan_op(...)  run now, or report and stop
     #   replay.step_done(output) / step_failed(exc)  after running a run step
 
-    def lookup(self, user_id: str) -> tuple[_StepInfo | None, Any]:
-        """Assign the call its hashed id and take its memo: ``(None, value)`` for a memoized
-        step, ``(info, MISSING)`` for a new one.
+    def lookup(self, user_id: str) -> Any:
+        """Assign the call its hashed id and take its memo: the memoized value, or a
+        :class:`_StepInfo` (never a memo's value: those come from JSON) for a new step.
 
         Raises :class:`StepError` when the memo holds an error. This runs once per step and
         replay, so the common case (a ``{"data": ...}`` memo) takes the shortest path.
         """
-        if self.stopped is not None or self._running is not None or type(user_id) is not str:
+        if self._blocked or type(user_id) is not str:
             self._check_call(user_id)
         counts = self._counts
         count = counts.get(user_id, 0)
@@ -287,10 +291,12 @@ class Replay:
         hashed = _sha1(pre.encode(), usedforsecurity=False).hexdigest()
         memo = self._memos.pop(hashed, MISSING)
         if memo is MISSING:
-            return _StepInfo(user_id, hashed, count or None), MISSING
-        if type(memo) is dict and len(memo) == 1 and "data" in memo:
-            return None, memo["data"]
-        return None, self._memo_value(memo)
+            return _StepInfo(user_id, hashed, count or None)
+        if type(memo) is dict and len(memo) == 1:
+            data = memo.get("data", MISSING)
+            if data is not MISSING:
+                return data
+        return self._memo_value(memo)
 
     async def settle(self, info: _StepInfo, op: Op | None) -> None:
         """Let sibling step calls started in the same loop iteration (``asyncio.gather``)
@@ -338,6 +344,7 @@ class Replay:
             opts = {"parallelMode": "race"} if self._group and self._group.mode == "race" else None
             self._report(info.op("StepPlanned", opts=opts))
         self._running = info
+        self._blocked = True
 
     def plan_op(self, info: _StepInfo, op: Op) -> NoReturn:
         """Report a step the server performs (sleep, wait, invoke) and stop."""
@@ -370,6 +377,7 @@ class Replay:
         if info is None:  # pragma: no cover - facades always pair plan_run with these
             raise RuntimeError("no step is running")
         self._running = None
+        self._blocked = self.stopped is not None
         return info
 
     # --- parallel groups -------------------------------------------------------------------

@@ -19,7 +19,7 @@ from ._durations import Duration, iso_utc, to_time_string, to_timedelta
 from ._engine import Replay, _StepInfo
 from ._invoke import Invoker, call_user
 from ._middleware import MiddlewareRunner
-from ._types import convert_output, declared_output_type
+from ._types import convert_output, declared_output_type, output_types
 from ._wire import Event, Op
 
 if TYPE_CHECKING:
@@ -58,12 +58,6 @@ class _OpSpec:
 
     def op(self, info: _StepInfo) -> Op:
         return info.op(self.opcode, name=self.name, opts=self.opts)
-
-
-def _typed(value: Any, output_type: Any, handler: Any) -> Any:
-    if output_type is EMPTY:
-        output_type = declared_output_type(handler)
-    return value if output_type is None else convert_output(value, output_type)
 
 
 class _StepBase:
@@ -139,11 +133,11 @@ class Step(_StepBase):
     __slots__ = ()
 
     async def _server_op(self, spec: _OpSpec) -> Any:
-        info, value = self._replay.lookup(spec.user_id)
+        info = self._replay.lookup(spec.user_id)
         if self._mw_on and not self._replay.replaying:
             await self._mw.start()
-        if info is None:
-            return value if spec.output_type is None else convert_output(value, spec.output_type)
+        if type(info) is not _StepInfo:  # memoized: its value
+            return info if spec.output_type is None else convert_output(info, spec.output_type)
         op = spec.op(info)
         await self._replay.settle(info, op)
         self._replay.plan_op(info, op)
@@ -161,15 +155,18 @@ class Step(_StepBase):
         annotation (or ``output_type``) decides the type a memoized value is decoded to.
         """
         # The hot path of every replay: keep it lean.
-        info, value = self._replay.lookup(step_id)
+        info = self._replay.lookup(step_id)
         if self._mw_on and not self._replay.replaying:
             await self._mw.start()
-        if info is None:
+        if type(info) is not _StepInfo:  # memoized: its value
             if output_type is EMPTY:
-                output_type = declared_output_type(handler)
+                try:  # the cache of declared_output_type, read in place
+                    output_type = output_types[handler.__code__]
+                except (AttributeError, KeyError):
+                    output_type = declared_output_type(handler)
             if output_type is None:
-                return value  # type: ignore[no-any-return]
-            return convert_output(value, output_type)  # type: ignore[no-any-return]
+                return info  # type: ignore[no-any-return]
+            return convert_output(info, output_type)  # type: ignore[no-any-return]
         await self._replay.settle(info, None)
         self._replay.plan_run(info)
         try:
@@ -234,25 +231,34 @@ class StepSync(_StepBase):
 
     __slots__ = ()
 
-    def _lookup(self, step_id: str) -> tuple[_StepInfo | None, Any]:
-        info, value = self._replay.lookup(step_id)
+    def _lookup(self, step_id: str) -> Any:
+        info = self._replay.lookup(step_id)
         if self._mw_on and not self._replay.replaying:
             self._mw.start_from_thread()
-        return info, value
+        return info
 
     def _server_op(self, spec: _OpSpec) -> Any:
-        info, value = self._lookup(spec.user_id)
-        if info is None:
-            return value if spec.output_type is None else convert_output(value, spec.output_type)
+        info = self._lookup(spec.user_id)
+        if type(info) is not _StepInfo:  # memoized: its value
+            return info if spec.output_type is None else convert_output(info, spec.output_type)
         self._replay.plan_op(info, spec.op(info))
 
     def run(
         self, step_id: str, handler: Callable[..., T], *handler_args: Any, output_type: Any = EMPTY
     ) -> T:
         """Run ``handler(*handler_args)`` once per run and memoize its JSON result."""
-        info, value = self._lookup(step_id)
-        if info is None:
-            return _typed(value, output_type, handler)  # type: ignore[no-any-return]
+        info = self._replay.lookup(step_id)  # inline _lookup: the hot path
+        if self._mw_on and not self._replay.replaying:
+            self._mw.start_from_thread()
+        if type(info) is not _StepInfo:  # memoized: its value (typed as in Step.run)
+            if output_type is EMPTY:
+                try:
+                    output_type = output_types[handler.__code__]
+                except (AttributeError, KeyError):
+                    output_type = declared_output_type(handler)
+            if output_type is None:
+                return info  # type: ignore[no-any-return]
+            return convert_output(info, output_type)  # type: ignore[no-any-return]
         self._replay.plan_run(info)
         try:
             output = handler(*handler_args)

@@ -23,7 +23,7 @@ __all__: list[str] = []
 _RICH = (_dt.datetime, _dt.date, _dt.time, _dt.timedelta, uuid.UUID, decimal.Decimal, enum.Enum)
 #: Answers of :func:`declared_output_type` by code object. Code objects live as long as their
 #: module, so this holds one entry per step callable defined in the program.
-_by_code: dict[types.CodeType, Any] = {}
+output_types: dict[types.CodeType, Any] = {}
 
 
 def _is_pydantic(tp: Any) -> bool:
@@ -50,7 +50,7 @@ def declared_output_type(fn: Any) -> Any:
     code object: closures made anew on each replay share their code, and so their entry.
     """
     try:
-        return _by_code[fn.__code__]
+        return output_types[fn.__code__]
     except (AttributeError, KeyError):
         pass
     code = getattr(fn, "__code__", None)
@@ -64,7 +64,7 @@ def declared_output_type(fn: Any) -> Any:
             hint = None
         result = hint if hint is not None and _is_rich(hint) else None
     if code is not None:
-        _by_code[code] = result
+        output_types[code] = result
     return result
 
 
