@@ -256,7 +256,7 @@ def _base_url(
     return f"{scheme}://{host}{quote(path)}"
 
 
-#: Seconds an attempt runs before its connection is watched for a disconnect.
+#: Seconds from an attempt's first wait until its connection is watched for a disconnect.
 WATCH_AFTER = 0.25
 
 
@@ -267,7 +267,8 @@ RECANCEL_INTERVAL = 0.05
 class _DisconnectWatch:
     """Cancels the task running an attempt once its caller disconnects.
 
-    Watching starts ``WATCH_AFTER`` seconds in (a timer until then, not a task). Cancellation
+    Watching starts ``WATCH_AFTER`` seconds after the watch is made, when the attempt first
+    waits (a timer until then, not a task). Cancellation
     is level-triggered, as in anyio: code that swallows the ``CancelledError`` is cancelled
     again at its next wait, until the attempt ends. :meth:`absorb` then takes back what this
     watch asked of the task, so the host's own cancellations keep their meaning.
