@@ -74,29 +74,12 @@ async def execute(
     factories = client.middleware + fn.middleware if fn.middleware else client.middleware
     mw = MiddlewareRunner.build(factories, client, request, invoker)
     logger = ReplayAwareLogger(client.logger, replay)
+    fields = (cctx.attempt, event, events, logger, cctx.run_id, cctx.max_attempts)
     ctx: Context | ContextSync
     if fn.is_handler_async:
-        ctx = Context(
-            cctx.attempt,
-            event,
-            events,
-            logger,
-            cctx.run_id,
-            cctx.max_attempts,
-            Step(replay, invoker, client, mw),
-            Group(replay, invoker),
-        )
+        ctx = Context(*fields, Step(replay, invoker, client, mw), Group(replay, invoker))
     else:
-        ctx = ContextSync(
-            cctx.attempt,
-            event,
-            events,
-            logger,
-            cctx.run_id,
-            cctx.max_attempts,
-            StepSync(replay, invoker, client, mw),
-            GroupSync(replay),
-        )
+        ctx = ContextSync(*fields, StepSync(replay, invoker, client, mw), GroupSync(replay))
     failure: Exception | None = None
     output: Any = None
     token = current_replay.set(replay)
