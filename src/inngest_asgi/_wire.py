@@ -66,6 +66,18 @@ class CallRequest(msgspec.Struct):
     version: int = -1
 
 
+class CallEnvelope(msgspec.Struct):
+    """:class:`CallRequest` with ``event`` and ``events`` left as raw JSON: the batch usually
+    repeats the event byte for byte, and is then not decoded a second time."""
+
+    ctx: CallContext
+    event: msgspec.Raw = msgspec.Raw()
+    events: msgspec.Raw = msgspec.Raw()
+    steps: dict[str, Any] = {}
+    use_api: bool = False
+    version: int = -1
+
+
 class Userland(msgspec.Struct):
     id: str
     index: int | None = None
@@ -113,4 +125,7 @@ def _enc_hook(obj: Any) -> Any:
 
 encoder = msgspec.json.Encoder(enc_hook=_enc_hook)
 call_request_decoder = msgspec.json.Decoder(CallRequest)
+call_envelope_decoder = msgspec.json.Decoder(CallEnvelope)
+event_decoder = msgspec.json.Decoder(Event | None)
+events_decoder = msgspec.json.Decoder(list[Event] | None)
 any_decoder = msgspec.json.Decoder()
