@@ -223,18 +223,15 @@ def _url(scope: HTTPScope, headers: dict[str, str]) -> str:
     if server is not None and type(server) is not tuple:
         server = tuple(server)  # some servers give a list; the cache needs a key
     query = scope["query_string"]
-    base = _base_url(
-        scope["scheme"],
-        headers.get("host"),
-        server,
-        scope.get("root_path", ""),
-        scope["path"],
-        scope.get("raw_path"),
+    host, path = headers.get("host"), scope["path"]
+    # An app sees few distinct short URLs: those are built once and kept.
+    build = _base_url_cached if len(path) + len(host or "") <= 512 else _base_url
+    base = build(
+        scope["scheme"], host, server, scope.get("root_path", ""), path, scope.get("raw_path")
     )
     return f"{base}?{query.decode('latin-1')}" if query else base
 
 
-@functools.lru_cache(maxsize=256)
 def _base_url(
     scheme: str,
     host: str | None,
@@ -243,7 +240,7 @@ def _base_url(
     path: str,
     raw: bytes | None,
 ) -> str:
-    """The URL without its query. An app sees few distinct ones: they are kept."""
+    """The URL without its query."""
     fallback = f"{server[0]}:{server[1]}" if server and server[1] is not None else "localhost"
     host = safe_host(host, fallback)
     # Starlette and recent uvicorn keep the mount prefix in "path"; the spec says it is not.
@@ -254,6 +251,9 @@ def _base_url(
         # the client asked for is then only in raw_path.
         return f"{scheme}://{host}{raw.decode('latin-1').partition('?')[0] or quote(path)}"
     return f"{scheme}://{host}{quote(path)}"
+
+
+_base_url_cached = functools.lru_cache(maxsize=256)(_base_url)
 
 
 #: Seconds from an attempt's first wait until its connection is watched for a disconnect.

@@ -451,10 +451,11 @@ def streaming_from_env() -> bool:
 
 def _query(request: Request) -> Mapping[str, str]:
     """Query parameters; the first value of a repeated one wins."""
-    return _parse_query(request.url.partition("?")[2].partition("#")[0])
+    query = request.url.partition("?")[2].partition("#")[0]
+    # An app sees few distinct short query strings: those are parsed once and kept.
+    return _parse_query_cached(query) if len(query) <= 512 else _parse_query(query)
 
 
-@functools.lru_cache(maxsize=256)
 def _parse_query(query: str) -> Mapping[str, str]:
     params: dict[str, str] = {}
     for pair in query.split("&"):
@@ -464,6 +465,9 @@ def _parse_query(query: str) -> Mapping[str, str]:
         if name and name not in params:
             params[name] = value
     return params
+
+
+_parse_query_cached = functools.lru_cache(maxsize=256)(_parse_query)
 
 
 class PayloadTooLargeError(ProtocolError):
