@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import datetime as dt
 import enum
+import functools
 import logging
 import uuid
 from typing import Any
@@ -160,6 +161,59 @@ def test_annotated_outputs_come_back_typed(async_fn: bool) -> None:
         {"placed": "2030-01-01"},
         dt.date(2030, 1, 1),
     ]
+
+
+def logged(fn: Any) -> Any:
+    """A decorator of the usual kind: every function it wraps shares one wrapper code object."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any) -> Any:
+        return fn(*args)
+
+    return wrapper
+
+
+@logged
+def load_order_logged() -> Order:
+    return load_order()
+
+
+@logged
+def make_receipt_logged() -> Receipt:
+    return make_receipt()
+
+
+@pytest.mark.parametrize("async_fn", [True, False], ids=["async", "sync"])
+def test_decorated_step_handlers_keep_their_own_output_types(async_fn: bool) -> None:
+    seen: list[Any] = []
+    if async_fn:
+
+        @client.create_function(fn_id="decorated", trigger=trigger)
+        async def decorated(ctx: inngest.Context) -> str:
+            seen.append(await ctx.step.run("order", load_order_logged))
+            seen.append(await ctx.step.run("receipt", make_receipt_logged))
+            return "ok"
+
+        fn = decorated
+    else:
+
+        @client.create_function(fn_id="decorated", trigger=trigger)
+        def decorated_sync(ctx: inngest.ContextSync) -> str:
+            seen.append(ctx.step.run("order", load_order_logged))
+            seen.append(ctx.step.run("receipt", make_receipt_logged))
+            return "ok"
+
+        fn = decorated_sync
+    serve = handler(client, [fn])
+    steps: dict[str, Any] = {}
+    for _ in range(3):
+        response = call(serve, fn.id, steps=dict(steps))
+        if response.status == 200:
+            break
+        (op,) = json(response)
+        steps[op["id"]] = {"data": op["data"]}
+    assert json(response) == "ok"
+    assert seen[-2:] == [load_order(), make_receipt()]
 
 
 class Signup(msgspec.Struct):

@@ -11,6 +11,7 @@ import dataclasses
 import datetime as _dt
 import decimal
 import enum
+import inspect
 import types
 import typing
 import uuid
@@ -24,6 +25,8 @@ _RICH = (_dt.datetime, _dt.date, _dt.time, _dt.timedelta, uuid.UUID, decimal.Dec
 #: Answers of :func:`declared_output_type` by code object. Code objects live as long as their
 #: module, so this holds one entry per step callable defined in the program.
 output_types: dict[types.CodeType, Any] = {}
+#: The same for decorated functions, by the code of the innermost function they wrap.
+_wrapped_output_types: dict[types.CodeType, Any] = {}
 
 
 def _is_pydantic(tp: Any) -> bool:
@@ -47,13 +50,19 @@ def declared_output_type(fn: Any) -> Any:
     """The return annotation of ``fn`` if it is a rich type, else None.
 
     Called for every memoized step of every replay, so the answer is cached by the function's
-    code object: closures made anew on each replay share their code, and so their entry.
+    code object: closures made anew on each replay share their code, and so their entry. A
+    decorated function (``functools.wraps``) is cached by the code of the function it wraps,
+    apart: every function a decorator wraps shares the one code object of its wrapper.
     """
     try:
         return output_types[fn.__code__]
     except (AttributeError, KeyError):
         pass
-    code = getattr(fn, "__code__", None)
+    wrapped = getattr(fn, "__wrapped__", None)
+    cache = output_types if wrapped is None else _wrapped_output_types
+    code = getattr(fn if wrapped is None else inspect.unwrap(fn), "__code__", None)
+    if code is not None and code in cache:
+        return cache[code]
     annotations = getattr(fn, "__annotations__", None)
     if not annotations or "return" not in annotations:
         result = None  # lambdas and unannotated callables
@@ -64,7 +73,7 @@ def declared_output_type(fn: Any) -> Any:
             hint = None
         result = hint if hint is not None and _is_rich(hint) else None
     if code is not None:
-        output_types[code] = result
+        cache[code] = result
     return result
 
 
