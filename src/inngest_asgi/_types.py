@@ -58,9 +58,14 @@ def declared_output_type(fn: Any) -> Any:
         return output_types[fn.__code__]
     except (AttributeError, KeyError):
         pass
-    wrapped = getattr(fn, "__wrapped__", None)
-    cache = output_types if wrapped is None else _wrapped_output_types
-    code = getattr(fn if wrapped is None else inspect.unwrap(fn), "__code__", None)
+    inner, cache = fn, output_types
+    if getattr(fn, "__wrapped__", None) is not None:
+        cache = _wrapped_output_types
+        try:
+            inner = inspect.unwrap(fn)
+        except ValueError:  # a __wrapped__ cycle: nothing to key the cache by
+            inner = None
+    code = getattr(inner, "__code__", None)
     if code is not None and code in cache:
         return cache[code]
     annotations = getattr(fn, "__annotations__", None)
