@@ -433,6 +433,17 @@ def evaluate(times: dict[str, dict[str, float]], memory: dict[str, int], e2e: di
                 "met": None,
             }
         )
+    sync = e2e.get("sync_n100")
+    if sync:
+        rps = sync["rps"]
+        targets.append(
+            {
+                "target": "sync N=100 / async N=100 under uvicorn load (time per request)",
+                "value": round(rps[apps.FN_ASYNC] / rps[apps.FN_SYNC], 3),
+                "bound": "the in-process row is the target",
+                "met": None,
+            }
+        )
     return targets
 
 

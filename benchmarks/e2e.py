@@ -144,22 +144,35 @@ async def _python_load(
 
 
 def run_one(app: str, stack: tuple[str, str], seconds: float) -> dict[str, Any]:
-    body = call_body(10)
-    ok = 200 if app == "floor" else 206
     with uvicorn(app, stack) as base:
-        url = f"{base}{apps.SERVE_PATH}?{query(apps.FN_ASYNC).decode()}"
-        reply = httpx.post(url, content=body, headers={"content-type": "application/json"})
-        check_step(10, app, reply.status_code, dict(reply.headers), reply.content)
-        expected = reply.content
-        if shutil.which("wrk"):
-            _wrk(url, body, expected, ok, min(2.0, seconds))  # warm-up
-            result = _wrk(url, body, expected, ok, seconds)
-        else:
-            asyncio.run(_python_load(url, body, expected, ok, min(2.0, seconds)))
-            result = asyncio.run(_python_load(url, body, expected, ok, seconds))
-        if result["bad"]:
-            raise AssertionError(f"{app}: {result['bad']} wrong answers under load")
+        return _load(base, app, apps.FN_ASYNC, 10, seconds)
+
+
+def _load(base: str, app: str, fn: str, n: int, seconds: float) -> dict[str, Any]:
+    """Check one answer of ``fn`` (N=``n``) at ``base``, then load it for ``seconds``."""
+    body = call_body(n)
+    ok = 200 if app == "floor" else 206
+    url = f"{base}{apps.SERVE_PATH}?{query(fn).decode()}"
+    reply = httpx.post(url, content=body, headers={"content-type": "application/json"})
+    check_step(n, app, reply.status_code, dict(reply.headers), reply.content)
+    expected = reply.content
+    if shutil.which("wrk"):
+        _wrk(url, body, expected, ok, min(2.0, seconds))  # warm-up
+        result = _wrk(url, body, expected, ok, seconds)
+    else:
+        asyncio.run(_python_load(url, body, expected, ok, min(2.0, seconds)))
+        result = asyncio.run(_python_load(url, body, expected, ok, seconds))
+    if result["bad"]:
+        raise AssertionError(f"{app}: {result['bad']} wrong answers under load")
     return result
+
+
+def sync_under_load(stack: tuple[str, str], seconds: float) -> dict[str, Any]:
+    """``ours`` on ``stack``, N=100, the async function and then the sync one: what the
+    sync handler costs when the event loop is busy (beside the in-process ``sync_n100``)."""
+    with uvicorn("ours", stack) as base:
+        runs = {fn: _load(base, "ours", fn, 100, seconds) for fn in (apps.FN_ASYNC, apps.FN_SYNC)}
+    return {"stack": "+".join(stack), "rps": {fn: run["rps"] for fn, run in runs.items()}}
 
 
 def stacks() -> list[tuple[str, str]]:
@@ -190,6 +203,9 @@ def run_all(seconds: float) -> dict[str, Any]:
             runs[app] = run_one(app, stack, seconds)
             rps[app] = runs[app]["rps"]
         out["stacks"][name] = {"rps": rps, "runs": runs}
+    stack = stacks()[-1]
+    print(f"uvicorn ({'+'.join(stack)}): ours, sync and async N=100 ...", file=sys.stderr)
+    out["sync_n100"] = sync_under_load(stack, seconds)
     return out
 
 
@@ -200,4 +216,12 @@ def describe(e2e: dict[str, Any]) -> str:
         cells = "  ".join(f"{app}: {rps[app]:,.0f}" for app in APPS if app in rps)
         ratio = rps["ours"] / rps["official"]
         lines.append(f"  {name:<18} {cells}  (ours / official: {ratio:.2f}x)")
+    sync = e2e.get("sync_n100")
+    if sync:
+        rps = sync["rps"]
+        lines.append(
+            f"  ours, POST N=100 on {sync['stack']}: async {rps[apps.FN_ASYNC]:,.0f}  "
+            f"sync {rps[apps.FN_SYNC]:,.0f}  (time per request, sync / async: "
+            f"{rps[apps.FN_ASYNC] / rps[apps.FN_SYNC]:.2f}x)"
+        )
     return "\n".join(lines)
