@@ -103,6 +103,21 @@ def new_ids() -> list[uuid.UUID]:
     return [uuid.UUID(int=1)]
 
 
+def run_steps_to_the_end(fn: inngest.Function[Any], calls: int) -> dict[str, Any]:
+    """Call ``fn`` as the server would, one new step per call, until it returns "ok"; the
+    memos it built up."""
+    serve = handler(client, [fn])
+    steps: dict[str, Any] = {}
+    for _ in range(calls):
+        response = call(serve, fn.id, steps=dict(steps))
+        if response.status == 200:
+            break
+        (op,) = json(response)
+        steps[op["id"]] = {"data": op["data"]}
+    assert json(response) == "ok"
+    return steps
+
+
 @pytest.mark.parametrize("async_fn", [True, False], ids=["async", "sync"])
 def test_annotated_outputs_come_back_typed(async_fn: bool) -> None:
     seen: list[Any] = []
@@ -140,15 +155,7 @@ def test_annotated_outputs_come_back_typed(async_fn: bool) -> None:
             return "ok"
 
         fn = typed_sync
-    serve = handler(client, [fn])
-    steps: dict[str, Any] = {}
-    for _ in range(7):
-        response = call(serve, fn.id, steps=dict(steps))
-        if response.status == 200:
-            break
-        (op,) = json(response)
-        steps[op["id"]] = {"data": op["data"]}
-    assert json(response) == "ok"
+    steps = run_steps_to_the_end(fn, 7)
     # The wire carried JSON...
     assert steps[hash_step_id("order")] == {"data": {"id": 7, "placed": "2030-01-01T00:00:00Z"}}
     assert steps[hash_step_id("customer")] == {"data": {"name": "Ada", "since": "2020-05-01"}}
@@ -204,15 +211,7 @@ def test_decorated_step_handlers_keep_their_own_output_types(async_fn: bool) -> 
             return "ok"
 
         fn = decorated_sync
-    serve = handler(client, [fn])
-    steps: dict[str, Any] = {}
-    for _ in range(3):
-        response = call(serve, fn.id, steps=dict(steps))
-        if response.status == 200:
-            break
-        (op,) = json(response)
-        steps[op["id"]] = {"data": op["data"]}
-    assert json(response) == "ok"
+    run_steps_to_the_end(fn, 3)
     assert seen[-2:] == [load_order(), make_receipt()]
 
 
