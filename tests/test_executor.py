@@ -788,3 +788,15 @@ async def test_unsigned_responses_are_refused_in_cloud_mode(hp: Harness) -> None
         assert run.status is RunStatus.FAILED
         assert run.error is not None
         assert run.error["name"] == "SignatureError"
+
+
+async def test_the_app_records_its_sdk_whatever_the_sync_kind(hp: Harness) -> None:
+    """Out-of-band registrations name the SDK in ``sdk``; in-band replies do not, and the
+    app records the reply's ``x-inngest-sdk`` header instead: the same value."""
+    expected = f"inngest-asgi:v{inngest.__version__}"
+    assert hp.ex.apps[APP_ID].sdk == expected
+    async with Executor(clock=VirtualClock(), signing_key=SK) as ex:
+        client = inngest.Inngest(app_id=APP_ID, is_production=True, signing_key=SK)
+        ex.mount("http://app.test", inngest.InngestASGI(client, build_functions(client)))
+        app = await ex.sync("http://app.test/api/inngest")
+        assert app.sdk == expected

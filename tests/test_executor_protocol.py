@@ -244,3 +244,13 @@ async def test_register_parses_the_python_sdk_keys() -> None:
         assert ex.register(request)[1] is False
     finally:
         await ex.__aexit__(None, None, None)
+
+
+def test_register_names_the_sdk_from_either_form() -> None:
+    def ident(**fields: str) -> str | None:
+        return RegisterRequest(url="http://raw.test/api", **fields).sdk_ident  # type: ignore[arg-type]
+
+    assert ident(sdk="py:v0.5.19") == "py:v0.5.19"
+    assert ident(sdk_language="py", sdk_version="0.5.19") == "py:v0.5.19"
+    assert ident(sdk_language="py") == "py"
+    assert ident() is None

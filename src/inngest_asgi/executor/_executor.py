@@ -271,7 +271,7 @@ class Executor:
         app = App(
             name=name,
             url=request.url,
-            sdk=request.sdk,
+            sdk=request.sdk_ident,
             framework=request.framework,
             functions=functions,
         )
@@ -335,6 +335,9 @@ class Executor:
                 reply = msgspec.json.decode(response.content, type=RegisterRequest)
             except msgspec.DecodeError as exc:
                 raise SyncError(f"sync of {url}: unreadable in-band reply: {exc}") from None
+            if not reply.sdk:  # the reply names its language and version; the header, the SDK
+                sdk = response.headers.get("x-inngest-sdk") or reply.sdk_ident
+                reply = msgspec.structs.replace(reply, sdk=sdk)
             app, _ = self.register(reply)
             return app
         if self._syncs == before or self._last_app is None:

@@ -126,6 +126,16 @@ class RegisterRequest(msgspec.Struct):
     framework: str | None = None
     sdk: str | None = None
     appVersion: str | None = None
+    # In-band sync replies name the SDK in two fields instead of ``sdk``.
+    sdk_language: str | None = None
+    sdk_version: str | None = None
+
+    @property
+    def sdk_ident(self) -> str | None:
+        """``<language>:v<version>``, from ``sdk`` or the in-band reply's two fields."""
+        if self.sdk or not self.sdk_language:
+            return self.sdk
+        return f"{self.sdk_language}:v{self.sdk_version}" if self.sdk_version else self.sdk_language
 
     @property
     def app_name(self) -> str:
