@@ -44,6 +44,7 @@ from ._errors import (
     StepNestedError,
     StepUnexpectedError,
 )
+from ._types import EMPTY, convert_output, declared_output_type, output_types
 from ._wire import ErrorBody, Op, Userland, encoder
 
 __all__: list[str] = []
@@ -265,13 +266,14 @@ class Replay:
 
     # --- the step protocol the facades follow ------------------------------------------------
     #
-    #   value = replay.lookup(step_id)              the memo, or a _StepInfo if new; ids here
+    #   value = replay.lookup(step_id, type, fn)    the typed memo, or a _StepInfo if new
     #   await replay.settle(info, op)               async facades only (asyncio.gather)
     #   replay.plan_run(info) / replay.plan_op(...)  run now, or report and stop
     #   replay.step_done(output) / step_failed(exc)  after running a run step
 
-    def lookup(self, user_id: str) -> Any:
-        """Assign the call its hashed id and take its memo: the memoized value, or a
+    def lookup(self, user_id: str, output_type: Any = None, handler: Any = None) -> Any:
+        """Assign the call its hashed id and take its memo: the memoized value, decoded to
+        ``output_type`` (``EMPTY``: to ``handler``'s return annotation), or a
         :class:`_StepInfo` (never a memo's value: those come from JSON) for a new step.
 
         Raises :class:`StepError` when the memo holds an error. This runs once per step and
@@ -292,11 +294,15 @@ class Replay:
         memo = self._memos.pop(hashed, MISSING)
         if memo is MISSING:
             return _StepInfo(user_id, hashed, count or None)
-        if type(memo) is dict and len(memo) == 1:
-            data = memo.get("data", MISSING)
-            if data is not MISSING:
-                return data
-        return self._memo_value(memo)
+        data = memo.get("data", MISSING) if type(memo) is dict and len(memo) == 1 else MISSING
+        if data is MISSING:
+            data = self._memo_value(memo)
+        if output_type is EMPTY:
+            try:  # the cache of declared_output_type, read in place
+                output_type = output_types[handler.__code__]
+            except (AttributeError, KeyError):
+                output_type = declared_output_type(handler)
+        return data if output_type is None else convert_output(data, output_type)
 
     async def settle(self, info: _StepInfo, op: Op | None) -> None:
         """Let sibling step calls started in the same loop iteration (``asyncio.gather``)

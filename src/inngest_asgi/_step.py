@@ -19,24 +19,16 @@ from ._durations import Duration, iso_utc, to_time_string, to_timedelta
 from ._engine import Replay, _StepInfo
 from ._invoke import Invoker, call_user
 from ._middleware import MiddlewareRunner
-from ._types import convert_output, declared_output_type, output_types
+from ._types import EMPTY, declared_output_type
 from ._wire import Event, Op
 
 if TYPE_CHECKING:
     from ._client import Inngest
     from ._function import Function
 
-__all__ = ["Group", "GroupSync", "ParallelMode", "Step", "StepSync"]
+__all__ = ["EMPTY", "Group", "GroupSync", "ParallelMode", "Step", "StepSync"]
 
 T = TypeVar("T")
-
-
-class _Empty(enum.Enum):
-    EMPTY = enum.auto()
-
-
-#: Default of ``output_type``: use the callable's return annotation, if it declares one.
-EMPTY = _Empty.EMPTY
 
 
 class ParallelMode(enum.Enum):
@@ -133,11 +125,11 @@ class Step(_StepBase):
     __slots__ = ()
 
     async def _server_op(self, spec: _OpSpec) -> Any:
-        info = self._replay.lookup(spec.user_id)
+        info = self._replay.lookup(spec.user_id, spec.output_type)
         if self._mw_on and not self._replay.replaying:
             await self._mw.start()
         if type(info) is not _StepInfo:  # memoized: its value
-            return info if spec.output_type is None else convert_output(info, spec.output_type)
+            return info
         op = spec.op(info)
         await self._replay.settle(info, op)
         self._replay.plan_op(info, op)
@@ -155,18 +147,11 @@ class Step(_StepBase):
         annotation (or ``output_type``) decides the type a memoized value is decoded to.
         """
         # The hot path of every replay: keep it lean.
-        info = self._replay.lookup(step_id)
+        info = self._replay.lookup(step_id, output_type, handler)
         if self._mw_on and not self._replay.replaying:
             await self._mw.start()
-        if type(info) is not _StepInfo:  # memoized: its value
-            if output_type is EMPTY:
-                try:  # the cache of declared_output_type, read in place
-                    output_type = output_types[handler.__code__]
-                except (AttributeError, KeyError):
-                    output_type = declared_output_type(handler)
-            if output_type is None:
-                return info  # type: ignore[no-any-return]
-            return convert_output(info, output_type)  # type: ignore[no-any-return]
+        if type(info) is not _StepInfo:  # memoized: its value, typed
+            return info  # type: ignore[no-any-return]
         await self._replay.settle(info, None)
         self._replay.plan_run(info)
         try:
@@ -231,34 +216,25 @@ class StepSync(_StepBase):
 
     __slots__ = ()
 
-    def _lookup(self, step_id: str) -> Any:
-        info = self._replay.lookup(step_id)
+    def _lookup(self, step_id: str, output_type: Any = None, handler: Any = None) -> Any:
+        info = self._replay.lookup(step_id, output_type, handler)
         if self._mw_on and not self._replay.replaying:
             self._mw.start_from_thread()
         return info
 
     def _server_op(self, spec: _OpSpec) -> Any:
-        info = self._lookup(spec.user_id)
+        info = self._lookup(spec.user_id, spec.output_type)
         if type(info) is not _StepInfo:  # memoized: its value
-            return info if spec.output_type is None else convert_output(info, spec.output_type)
+            return info
         self._replay.plan_op(info, spec.op(info))
 
     def run(
         self, step_id: str, handler: Callable[..., T], *handler_args: Any, output_type: Any = EMPTY
     ) -> T:
         """Run ``handler(*handler_args)`` once per run and memoize its JSON result."""
-        info = self._replay.lookup(step_id)  # inline _lookup: the hot path
-        if self._mw_on and not self._replay.replaying:
-            self._mw.start_from_thread()
-        if type(info) is not _StepInfo:  # memoized: its value (typed as in Step.run)
-            if output_type is EMPTY:
-                try:
-                    output_type = output_types[handler.__code__]
-                except (AttributeError, KeyError):
-                    output_type = declared_output_type(handler)
-            if output_type is None:
-                return info  # type: ignore[no-any-return]
-            return convert_output(info, output_type)  # type: ignore[no-any-return]
+        info = self._lookup(step_id, output_type, handler)
+        if type(info) is not _StepInfo:  # memoized: its value, typed
+            return info  # type: ignore[no-any-return]
         self._replay.plan_run(info)
         try:
             output = handler(*handler_args)

@@ -21,6 +21,14 @@ import msgspec
 
 __all__: list[str] = []
 
+
+class _Empty(enum.Enum):
+    EMPTY = enum.auto()
+
+
+#: Default of ``output_type``: use the callable's return annotation, if it declares one.
+EMPTY = _Empty.EMPTY
+
 _RICH = (_dt.datetime, _dt.date, _dt.time, _dt.timedelta, uuid.UUID, decimal.Decimal, enum.Enum)
 #: Answers of :func:`declared_output_type` by code object. Code objects live as long as their
 #: module, so this holds one entry per step callable defined in the program.
