@@ -162,7 +162,6 @@ class Replay:
 
     __slots__ = (
         "_batch",
-        "_blocked",
         "_counts",
         "_group",
         "_immediate",
@@ -192,8 +191,6 @@ class Replay:
         self._immediate = not disable_immediate_execution
         self._group: _Group | None = None
         self._running: _StepInfo | None = None
-        #: True while a step call must take the slow path: stopped, or a step is running.
-        self._blocked = False
         self._batch: list[tuple[_StepInfo, Op | None]] | None = None
         self._released: anyio.Event | None = None
         self.attempt = attempt
@@ -251,7 +248,6 @@ class Replay:
 
     def _stop(self, ops: list[Op]) -> NoReturn:
         self.stopped = ops
-        self._blocked = True
         raise Interrupt
 
     def _fatal(self, error: ProtocolError) -> NoReturn:
@@ -279,7 +275,7 @@ class Replay:
         Raises :class:`StepError` when the memo holds an error. This runs once per step and
         replay, so the common case (a ``{"data": ...}`` memo) takes the shortest path.
         """
-        if self._blocked or type(user_id) is not str:
+        if self.stopped is not None or self._running is not None or type(user_id) is not str:
             self._check_call(user_id)
         counts = self._counts
         count = counts.get(user_id, 0)
@@ -350,7 +346,6 @@ class Replay:
             opts = {"parallelMode": "race"} if self._group and self._group.mode == "race" else None
             self._report(info.op("StepPlanned", opts=opts))
         self._running = info
-        self._blocked = True
 
     def plan_op(self, info: _StepInfo, op: Op) -> NoReturn:
         """Report a step the server performs (sleep, wait, invoke) and stop."""
@@ -383,7 +378,6 @@ class Replay:
         if info is None:  # pragma: no cover - facades always pair plan_run with these
             raise RuntimeError("no step is running")
         self._running = None
-        self._blocked = self.stopped is not None
         return info
 
     # --- parallel groups -------------------------------------------------------------------
